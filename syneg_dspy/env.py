@@ -1,0 +1,19 @@
+"""Process-wide switches, applied before litellm / huggingface / dspy are imported."""
+
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Root of everything syneg caches (assembled GGUF models, embeddings, DSPy's LM cache)."""
+    return Path(os.environ.get("SYNEG_CACHE", Path.home() / ".cache" / "syneg-dspy")).expanduser()
+
+
+def configure_offline() -> None:
+    """Set the offline switches unless the user set them; never overrides an explicit value."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else litellm fetches a price map at import
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("DSPY_CACHEDIR", str(cache_dir() / "dspy"))
