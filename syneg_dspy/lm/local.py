@@ -1,0 +1,131 @@
+"""``local/...``: GGUF models run in-process by llama.cpp, behind LiteLLM's custom-provider interface.
+
+``local/qwen2.5-coder-0.5b`` and ``local/qwen2.5-coder-1.5b`` are the embedded models; ``local/<path>.gguf``
+runs any GGUF file. A JSON schema in ``response_format`` becomes a llama.cpp grammar, so even a 0.5B model
+returns JSON that parses and has the fields DSPy's JSONAdapter asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+from pathlib import Path
+
+import pydantic
+from litellm.llms.custom_llm import CustomLLM
+
+from syneg_dspy.errors import InputError
+from syneg_dspy.lm.models import EMBEDDED, embedded_model_path
+from syneg_dspy.lm.response import chat_response
+
+N_CTX = 4096  # our longest prompts (demos + passage + critique) stay well under this
+_SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop")
+# Schema keywords that turn into huge or unsupported grammar rules; dropping them only loosens the constraint.
+_GRAMMAR_UNSAFE = frozenset({"maxLength", "minLength", "pattern", "format"})
+_NAME_MAPS = frozenset({"properties", "$defs", "definitions"})  # keys below these are names, not keywords
+_DATA = frozenset({"enum", "const", "default", "examples"})  # values below these are data, not schemas
+
+
+def resolve_local(model_id: str) -> Path:
+    """The GGUF behind ``local/<model_id>``; embedded models are assembled and verified on first use."""
+    if model_id in EMBEDDED:
+        return embedded_model_path(model_id)
+    if model_id.endswith(".gguf"):
+        path = Path(model_id).expanduser()
+        if not path.is_file():
+            raise InputError("no such GGUF file", path)
+        return path.resolve()
+    raise InputError(
+        f"unknown local model {model_id!r}: use local/<name> with name in {', '.join(EMBEDDED)}, or local/<path>.gguf"
+    )
+
+
+def _strip(node, keep=False):
+    if keep:
+        return node
+    if isinstance(node, list):
+        return [_strip(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in _GRAMMAR_UNSAFE:
+            continue
+        if key in _NAME_MAPS and isinstance(value, dict):
+            out[key] = {name: _strip(sub) for name, sub in value.items()}
+        else:
+            out[key] = _strip(value, keep=key in _DATA)
+    return out
+
+
+def grammar_format(response_format) -> dict | None:
+    """Translate an OpenAI-style ``response_format`` (dict or pydantic class) into llama.cpp's form:
+    ``{"type": "json_object", "schema": ...}`` for a schema, plain ``json_object`` for JSON mode, else None."""
+    if response_format is None:
+        return None
+    if isinstance(response_format, type) and issubclass(response_format, pydantic.BaseModel):
+        schema = response_format.model_json_schema()
+    elif isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema")
+    elif isinstance(response_format, dict) and response_format.get("type") == "json_object":
+        schema = response_format.get("schema")
+    else:
+        return None
+    return {"type": "json_object", "schema": _strip(schema)} if schema else {"type": "json_object"}
+
+
+def _threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class LocalLLM(CustomLLM):
+    """LiteLLM custom provider ``local``: one lazily loaded ``llama_cpp.Llama`` per file, one generation at a time each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._models: dict[Path, tuple[object, threading.Lock]] = {}
+        self._load_lock = threading.Lock()
+        atexit.register(self.close)  # free llama.cpp while its library is still loaded, not at teardown
+
+    def model(self, path: Path):
+        """The loaded model and its generation lock (llama.cpp contexts are not thread-safe)."""
+        with self._load_lock:
+            if path not in self._models:
+                from llama_cpp import Llama  # heavy; only when a local model is used
+
+                n = _threads()
+                llama = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=n, n_threads_batch=n, verbose=False)
+                self._models[path] = (llama, threading.Lock())
+            return self._models[path]
+
+    def close(self) -> None:
+        with self._load_lock:
+            for llama, _ in self._models.values():
+                llama.close()
+            self._models.clear()
+
+    def completion(self, model: str, messages: list, *args, optional_params: dict, **kwargs):
+        llama, lock = self.model(resolve_local(model))
+        params = {k: optional_params[k] for k in _SAMPLING if optional_params.get(k) is not None}
+        if "max_tokens" not in params and optional_params.get("max_completion_tokens") is not None:
+            params["max_tokens"] = optional_params["max_completion_tokens"]
+        with lock:
+            out = llama.create_chat_completion(
+                messages=messages, response_format=grammar_format(optional_params.get("response_format")), **params
+            )
+        choice, usage = out["choices"][0], out["usage"]
+        return chat_response(
+            f"local/{model}",
+            choice["message"].get("content") or "",
+            usage["prompt_tokens"],
+            usage["completion_tokens"],
+            choice.get("finish_reason") or "stop",
+        )
+
+    async def acompletion(self, model: str, messages: list, *args, **kwargs):
+        return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
+
+
+LOCAL = LocalLLM()  # the process-wide instance LiteLLM routes ``local/...`` to
