@@ -21,7 +21,7 @@ from syneg_dspy.lm.models import EMBEDDED, embedded_model_path
 from syneg_dspy.lm.response import chat_response
 
 N_CTX = 4096  # our longest prompts (demos + passage + critique) stay well under this
-_SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop")
+_SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop", "repeat_penalty", "frequency_penalty", "presence_penalty")
 # Schema keywords that turn into huge or unsupported grammar rules; dropping them only loosens the constraint.
 _GRAMMAR_UNSAFE = frozenset({"maxLength", "minLength", "pattern", "format"})
 _NAME_MAPS = frozenset({"properties", "$defs", "definitions"})  # keys below these are names, not keywords

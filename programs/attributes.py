@@ -1,0 +1,76 @@
+"""The SyNeg attribute space: what kind of hard negative to ask for, sampled per query.
+
+Varying the attributes (domain, difficulty, length, kind of near-miss) is how SyNeg gets diverse
+negatives out of one prompt; sampling is seeded by (seed, qid) so a rerun asks for the same items.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import asdict, dataclass, fields
+
+DIFFICULTIES = {
+    "easy": "shares the topic but is clearly about something else",
+    "medium": "shares the topic and several key terms; a careful reader sees it does not answer",
+    "hard": "reads almost like an answer; only one decisive detail makes it miss",
+}
+
+LENGTHS = {
+    "short": "1-2 sentences",
+    "medium": "3-4 sentences",
+    "long": "5-6 sentences",
+}
+
+# No "contradiction" kind: in claim-verification data (SciFact) a passage refuting the claim is a
+# relevant document, so asking for one would manufacture false negatives.
+NEAR_MISSES = {
+    "topic_drift": "same field and key terms, but about a neighbouring question",
+    "entity_swap": "about a different entity (gene, drug, population, material, place) than the query",
+    "partial_answer": "gives background on the query's subject but no evidence on the query itself",
+    "wrong_condition": "reports a result under a different condition (dose, species, setting, time period)",
+    "passing_mention": "mentions the query's subject only in passing while discussing something else",
+}
+
+# Rewriting strategies (rewrite_mined, rewrite_positive) join this tuple when their programs exist.
+STRATEGIES = ("generate",)
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """One requested negative: plain values, serialised as a dict into every generated row."""
+
+    difficulty: str
+    length: str
+    near_miss: str
+    domain: str | None = None
+    strategy: str = "generate"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Attributes":
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+    def describe(self) -> str:
+        """The text the LM sees: each attribute with what it means, one per line."""
+        lines = [f"domain: {self.domain}"] if self.domain else []
+        lines += [
+            f"difficulty: {self.difficulty} ({DIFFICULTIES[self.difficulty]})",
+            f"length: {LENGTHS[self.length]}",
+            f"near-miss: {self.near_miss} ({NEAR_MISSES[self.near_miss]})",
+        ]
+        return "\n".join(lines)
+
+
+def sample_attributes(qid: str, k: int, seed: int = 0, domain: str | None = None) -> list[Attributes]:
+    """``k`` distinct attribute sets for a query, the same for the same ``(qid, seed)``.
+
+    Distinct so that a query's items never send an identical prompt (which DSPy's cache would
+    answer with the identical negative); beyond the grid's size, combinations repeat.
+    """
+    grid = list(itertools.product(DIFFICULTIES, LENGTHS, NEAR_MISSES))
+    rng = random.Random(f"{seed}:{qid}")
+    picks = rng.sample(grid, min(k, len(grid))) + [rng.choice(grid) for _ in range(k - len(grid))]
+    return [Attributes(difficulty=d, length=ln, near_miss=n, domain=domain) for d, ln, n in picks]

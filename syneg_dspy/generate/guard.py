@@ -1,0 +1,159 @@
+"""The false-negative guard: cheap, independent checks that an LLM-written negative is safe to train on.
+
+The program's own critique is the LLM grading itself; small models pass copies of the positive,
+restated queries and outright answers. The guard re-checks with string overlap and the base
+encoder (and, optionally, a separate judge LM) and names the first reason it rejects for.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from typing import Any, NamedTuple, Sequence
+
+import dspy
+
+from programs.signatures import CritiqueNegative
+
+_WORD = re.compile(r"\w+(?:[-']\w+)*")
+# Function words carry no topic; overlap on them says nothing about copying.
+_STOP = frozenset(
+    "a an and are as at be been but by can could did do does for from had has have how if in into is it its "
+    "may might no not of on or our so such than that the their then there these they this those to was we were "
+    "what when where which while who whom why will with would".split()
+)
+
+
+class Verdict(NamedTuple):
+    accepted: bool
+    reason: str | None
+    scores: dict[str, float]
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _content(words: list[str]) -> set[str]:
+    return {w for w in words if w not in _STOP}
+
+
+def _containment(part: set[str], whole: set[str]) -> float:
+    """Share of ``part``'s words that also occur in ``whole``."""
+    return len(part & whole) / len(part) if part else 0.0
+
+
+def _longest_run(part: list[str], whole: list[str]) -> float:
+    """Longest word run of ``part`` copied verbatim from ``whole``, as a share of ``part``."""
+    if not part or not whole:
+        return 0.0
+    m = SequenceMatcher(None, part, whole, autojunk=False).find_longest_match(0, len(part), 0, len(whole))
+    return m.size / len(part)
+
+
+@dataclass
+class Guard:
+    """Checks in order, cheapest first; the first that fires is the reject reason.
+
+    Thresholds (a score at or above a ``max_*`` threshold rejects):
+
+    - ``min_words``: fewer words is ``too_short`` (nothing left is ``empty``).
+    - ``meta_phrases``: the negative talks about the task ("the passage does not answer the
+      query...") instead of being a passage → ``meta_text``; small models do this often.
+    - ``max_query_containment``: share of the negative's content words found in the query →
+      ``restates_query`` (a negative that is mostly the query teaches nothing).
+    - ``max_positive_containment``: share of the negative's content words found in the positive,
+      and ``max_positive_run``: longest verbatim word run from the positive as a share of the
+      negative; either → ``copies_positive`` (a reworded positive still answers the query).
+    - ``max_positive_cosine``: encoder cosine(negative, positive) → ``copies_positive``.
+    - ``score_margin``: cosine(query, negative) ≥ cosine(query, positive) + margin →
+      ``outscores_positive``; the base retriever already prefers it, so it is likely relevant.
+    - ``max_duplicate_cosine``: cosine to a negative already accepted for the query → ``duplicate``.
+    - ``use_critique``: reject on the program's final critique (``judge_*``); ``judge``: a separate
+      LM that critiques again, independent of the one that wrote the negative.
+    """
+
+    encoder: Any
+    min_words: int = 8
+    meta_phrases: tuple[str, ...] = (
+        "hard negative", "the query", "search query", "search engine", "the passage", "this passage", "positive passage",
+    )
+    max_positive_containment: float = 0.9
+    max_positive_run: float = 0.5
+    max_positive_cosine: float = 0.9
+    max_query_containment: float = 0.8
+    score_margin: float = 0.0
+    max_duplicate_cosine: float = 0.95
+    use_critique: bool = True
+    judge: dspy.LM | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def _encode(self, texts: list[str]):
+        with self._lock:  # one forward pass at a time when the runner uses threads
+            return self.encoder.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    def check(
+        self,
+        query: str,
+        positive: str,
+        negative: str,
+        *,
+        critique: dict | None = None,
+        accepted: Sequence[str] = (),
+    ) -> Verdict:
+        """Verdict for one negative; ``accepted`` holds the negatives already kept for this query."""
+        words = _words(negative)
+        scores: dict[str, float] = {"words": float(len(words))}
+        if not words:
+            return Verdict(False, "empty", scores)
+        if len(words) < self.min_words:
+            return Verdict(False, "too_short", scores)
+        flat = " ".join(words)
+        if any(f" {phrase} " in f" {flat} " for phrase in self.meta_phrases):
+            return Verdict(False, "meta_text", scores)
+
+        neg_content, pos_words = _content(words), _words(positive)
+        scores["positive_containment"] = _containment(neg_content, _content(pos_words))
+        scores["positive_run"] = _longest_run(words, pos_words)
+        scores["query_containment"] = _containment(neg_content, _content(_words(query)))
+        if scores["query_containment"] >= self.max_query_containment:  # before copies: claims reuse the positive's words
+            return Verdict(False, "restates_query", scores)
+        if (
+            scores["positive_containment"] >= self.max_positive_containment
+            or scores["positive_run"] >= self.max_positive_run
+        ):
+            return Verdict(False, "copies_positive", scores)
+
+        emb = self._encode([query, positive, negative, *accepted])
+        q, p, n, prior = emb[0], emb[1], emb[2], emb[3:]
+        scores["positive_cosine"] = float(n @ p)
+        scores["query_positive"] = float(q @ p)
+        scores["query_negative"] = float(q @ n)
+        scores["duplicate_cosine"] = float((prior @ n).max()) if len(prior) else 0.0
+        if scores["positive_cosine"] >= self.max_positive_cosine:
+            return Verdict(False, "copies_positive", scores)
+        if scores["query_negative"] >= scores["query_positive"] + self.score_margin:
+            return Verdict(False, "outscores_positive", scores)
+        if scores["duplicate_cosine"] >= self.max_duplicate_cosine:
+            return Verdict(False, "duplicate", scores)
+
+        if critique is not None and self.use_critique and (reason := _judge_reason(critique)):
+            return Verdict(False, reason, scores)
+        if self.judge is not None:
+            with dspy.context(lm=self.judge, adapter=dspy.JSONAdapter()):
+                judged = dspy.Predict(CritiqueNegative)(query=query, positive=positive, negative=negative)
+            if reason := _judge_reason(judged):
+                return Verdict(False, reason, scores)
+        return Verdict(True, None, scores)
+
+
+def _judge_reason(critique) -> str | None:
+    if critique["answers_query"]:
+        return "judge_answers"
+    if not critique["on_topic"]:
+        return "judge_off_topic"
+    if critique["copies_positive"]:
+        return "judge_copies_positive"
+    return None

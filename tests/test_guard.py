@@ -1,0 +1,115 @@
+"""The false-negative guard, with the embedded MiniLM and real SciFact sample texts."""
+
+import json
+
+import pytest
+
+from syneg_dspy.data import load_dataset
+from syneg_dspy.generate.guard import Guard
+from syneg_dspy.lm import make_lm, register_script
+from syneg_dspy.retrieval import load_encoder
+
+OFF = 2.0  # a threshold no score reaches: isolates the check under test
+
+# Query 355 of the sample: "Drosophila supracellular actomyosin structures are found at boundaries in wing imaginal discs."
+GOOD = ("Zebrafish fin regeneration depends on Wnt signalling in the blastema, whereas retinoic acid controls "
+        "the pattern of regenerated rays.")
+CLOSER_THAN_POSITIVE = "Actomyosin cables assemble along compartment borders of the fly wing disc epithelium."
+PASS = {"answers_query": False, "on_topic": True, "copies_positive": False, "issues": "none"}
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_encoder()
+
+
+@pytest.fixture(scope="module")
+def pair(sample_path):
+    ds = load_dataset(sample_path)
+    return ds.queries["355"], ds.doc_text("12800122")
+
+
+def test_good_negative_is_accepted_with_scores(encoder, pair):
+    v = Guard(encoder).check(*pair, GOOD, critique=PASS)
+    assert v.accepted and v.reason is None
+    assert v.scores["query_negative"] < v.scores["query_positive"]
+    assert set(v.scores) >= {"positive_containment", "positive_run", "query_containment", "positive_cosine",
+                             "duplicate_cosine"}
+
+
+@pytest.mark.parametrize("text,reason", [("", "empty"), ("  ...  ", "empty"), ("Wing discs grow.", "too_short")])
+def test_empty_and_short(encoder, pair, text, reason):
+    v = Guard(encoder).check(*pair, text)
+    assert not v.accepted and v.reason == reason
+
+
+def test_text_about_the_task_instead_of_a_passage(encoder, pair):
+    meta = ("The passage does not answer the query because it only mentions cell sorting, "
+            "so a search engine would be tempted to retrieve it.")
+    assert Guard(encoder).check(*pair, meta).reason == "meta_text"
+    assert Guard(encoder, meta_phrases=()).check(*pair, meta).reason != "meta_text"
+
+
+def test_copied_sentences_of_the_positive(encoder, pair):
+    query, positive = pair
+    copy = " ".join(positive.split(". ")[1:3])
+    v = Guard(encoder).check(query, positive, copy)
+    assert v.reason == "copies_positive" and v.scores["positive_run"] == 1.0
+    # reordered sentences defeat the verbatim run but not the word containment
+    reordered = ". ".join(reversed(positive.split(". ")[1:4]))
+    assert Guard(encoder, max_positive_run=OFF).check(query, positive, reordered).reason == "copies_positive"
+    # with both lexical checks off, the encoder still sees the copy
+    lexical_off = Guard(encoder, max_positive_run=OFF, max_positive_containment=OFF)
+    v = lexical_off.check(query, positive, ". ".join(reversed(positive.split(". "))))
+    assert v.reason == "copies_positive" and v.scores["positive_cosine"] >= 0.9
+
+
+def test_restated_query(encoder, pair):
+    query, positive = pair
+    v = Guard(encoder).check(query, positive, query)
+    assert v.reason == "restates_query" and v.scores["query_containment"] == 1.0
+
+
+def test_negative_the_base_retriever_prefers_is_a_likely_false_negative(encoder, pair):
+    v = Guard(encoder).check(*pair, CLOSER_THAN_POSITIVE)
+    assert v.reason == "outscores_positive" and v.scores["query_negative"] > v.scores["query_positive"]
+    # the margin moves the bar: demanding a clear lead lets it through
+    assert Guard(encoder, score_margin=0.5).check(*pair, CLOSER_THAN_POSITIVE).accepted
+
+
+def test_duplicate_of_an_accepted_negative(encoder, pair):
+    guard = Guard(encoder)
+    assert guard.check(*pair, GOOD, accepted=[CLOSER_THAN_POSITIVE]).accepted
+    v = guard.check(*pair, GOOD + " ", accepted=[CLOSER_THAN_POSITIVE, GOOD])
+    assert v.reason == "duplicate" and v.scores["duplicate_cosine"] > 0.99
+
+
+@pytest.mark.parametrize(
+    "critique,reason",
+    [
+        ({**PASS, "answers_query": True}, "judge_answers"),
+        ({**PASS, "on_topic": False}, "judge_off_topic"),
+        ({**PASS, "copies_positive": True}, "judge_copies_positive"),
+    ],
+)
+def test_critique_verdicts(encoder, pair, critique, reason):
+    assert Guard(encoder).check(*pair, GOOD, critique=critique).reason == reason
+    assert Guard(encoder, use_critique=False).check(*pair, GOOD, critique=critique).accepted
+
+
+def test_separate_judge_lm(encoder, pair):
+    seen = []
+
+    def judge(messages, kwargs):
+        seen.append(messages)
+        return json.dumps({**PASS, "answers_query": "Zebrafish" not in messages[-1]["content"]})
+
+    register_script("guard-judge", judge)
+    guard = Guard(encoder, judge=make_lm("scripted/guard-judge"))
+    assert guard.check(*pair, GOOD, critique=PASS).accepted
+    other = "Cell sorting in the chick hindbrain relies on Eph receptors expressed in alternating rhombomeres."
+    assert guard.check(*pair, other, critique=PASS).reason == "judge_answers"
+    assert len(seen) == 2
+    # the cheap checks run first: a copy never costs a judge call
+    guard.check(pair[0], pair[1], pair[1][:300], critique=PASS)
+    assert len(seen) == 2

@@ -1,0 +1,149 @@
+"""The SyNeg program: attribute sampling, the reflection loop, and save/load of its prompts."""
+
+import json
+import re
+
+import dspy
+import pytest
+
+from programs import Attributes, SyNeg, program_hash, sample_attributes
+from programs.attributes import DIFFICULTIES, LENGTHS, NEAR_MISSES
+from syneg_dspy.lm import make_lm, register_script
+
+FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n\nRespond with|\Z)", re.S)
+
+
+def fields(messages):
+    """Input fields DSPy rendered into the last user message."""
+    return dict(FIELD.findall(messages[-1]["content"]))
+
+
+def step(messages):
+    """Which predictor sent this prompt, from the output fields its system message asks for."""
+    system = messages[0]["content"]
+    for name, marker in (("critique", "`answers_query`"), ("revise", "`revised`"), ("domain", "`domain`")):
+        if marker in system.split("Your output fields are:")[1].split("All interactions")[0]:
+            return name
+    return "generate"
+
+
+def scripted(name, fn):
+    register_script(name, fn)
+    return make_lm(f"scripted/{name}")
+
+
+def critique(answers=False, on_topic=True, copies=False, issues="none"):
+    return json.dumps({"answers_query": answers, "on_topic": on_topic, "copies_positive": copies, "issues": issues})
+
+
+def run(program, lm, **inputs):
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        return program(**inputs)
+
+
+INPUTS = dict(
+    query="Vitamin D supplementation reduces fracture risk in older adults.",
+    positive="A trial of 2,000 adults over 70 found vitamin D lowered hip fractures by 20%.",
+    attributes=Attributes("hard", "short", "entity_swap", domain="biomedical research"),
+)
+
+
+def test_sample_attributes_deterministic_distinct_and_serialisable():
+    a = sample_attributes("q1", 5, seed=3, domain="law")
+    assert a == sample_attributes("q1", 5, seed=3, domain="law")
+    assert len(set(a)) == 5 and all(x.domain == "law" and x.strategy == "generate" for x in a)
+    assert all(x.difficulty in DIFFICULTIES and x.length in LENGTHS and x.near_miss in NEAR_MISSES for x in a)
+    # another seed or query asks for other negatives (over 20 queries, some must differ)
+    assert any(sample_attributes(f"q{i}", 3, seed=0) != sample_attributes(f"q{i}", 3, seed=1) for i in range(20))
+    assert len({tuple(sample_attributes(f"q{i}", 2)) for i in range(20)}) > 1
+    assert [Attributes.from_dict(x.to_dict()) for x in a] == a
+    assert len(sample_attributes("q1", 50)) == 50  # beyond the grid, combinations repeat
+
+
+def test_passing_draft_takes_one_critique_and_prompt_carries_attributes():
+    prompts = []
+
+    def fn(messages, kwargs):
+        prompts.append(messages)
+        if step(messages) == "critique":
+            return critique()
+        return json.dumps({"reasoning": "swaps the vitamin", "negative": ' "Vitamin K2 changes bone density." '})
+
+    pred = run(SyNeg(max_rounds=3), scripted("prog-pass", fn), **INPUTS)
+    assert pred.passed and pred.rounds == 1 and len(prompts) == 2
+    assert pred.negative == "Vitamin K2 changes bone density."  # quotes a small model adds are stripped
+    assert pred.critique == {"answers_query": False, "on_topic": True, "copies_positive": False, "issues": "none"}
+    gen = fields(prompts[0])
+    assert gen["query"] == INPUTS["query"] and gen["positive"] == INPUTS["positive"]
+    assert "entity_swap" in gen["attributes"] and "biomedical research" in gen["attributes"]
+    assert "1-2 sentences" in gen["attributes"]
+    assert "hard negative" in prompts[0][0]["content"]
+
+
+def test_failed_critique_is_revised_until_it_passes():
+    calls = []
+
+    def fn(messages, kwargs):
+        calls.append(step(messages))
+        if step(messages) == "critique":
+            answered = fields(messages)["negative"].startswith("draft")
+            return critique(answers=answered, issues="it states the finding")
+        if step(messages) == "revise":
+            assert fields(messages)["issues"] == "it states the finding"
+            return json.dumps({"revised": "revised: vitamin K2 and bone density."})
+        return json.dumps({"reasoning": "r", "negative": "draft: vitamin D lowers fractures."})
+
+    pred = run(SyNeg(max_rounds=3), scripted("prog-revise", fn), **INPUTS)
+    assert calls == ["generate", "critique", "revise", "critique"]
+    assert pred.passed and pred.rounds == 2 and pred.negative.startswith("revised")
+    assert [h["passed"] for h in pred.history] == [False, True]
+
+
+@pytest.mark.parametrize("failure", [dict(answers=True), dict(on_topic=False), dict(copies=True)])
+def test_critique_that_never_passes_stops_at_the_round_limit(failure):
+    calls = []
+
+    def fn(messages, kwargs):
+        calls.append(step(messages))
+        if step(messages) == "critique":
+            return critique(**failure)
+        if step(messages) == "revise":
+            return json.dumps({"revised": f"attempt {len(calls)}"})
+        return json.dumps({"reasoning": "r", "negative": "attempt 1"})
+
+    pred = run(SyNeg(max_rounds=3), scripted("prog-never", fn), **INPUTS)
+    assert not pred.passed and pred.rounds == 3 and len(pred.history) == 3
+    assert calls == ["generate", "critique", "revise", "critique", "revise", "critique"]  # no revise after the last
+    assert pred.negative == pred.history[-1]["negative"]
+
+
+def test_save_load_restores_identical_prompts(tmp_path):
+    program = SyNeg()
+    base = program_hash(program)
+    program.generate.signature = program.generate.signature.with_instructions("Write a tempting wrong passage.")
+    program.critique.demos = [
+        dspy.Example(query="q", positive="p", negative="n", answers_query=False, on_topic=True,
+                     copies_positive=False, issues="none")
+    ]
+    assert program_hash(program) != base  # a prompt change is a new program
+    program.save(tmp_path / "syneg.json")
+
+    loaded = SyNeg()
+    assert program_hash(loaded) == base
+    loaded.load(tmp_path / "syneg.json")
+    assert program_hash(loaded) == program_hash(program)
+    adapter = dspy.JSONAdapter()
+    for (name, a), (_, b) in zip(program.named_predictors(), loaded.named_predictors()):
+        inputs = {k: "x" for k in a.signature.input_fields}
+        assert adapter.format(a.signature, a.demos, inputs) == adapter.format(b.signature, b.demos, inputs), name
+
+
+def test_domain_is_a_short_clean_line():
+    lm = scripted("prog-domain", lambda m, k: json.dumps({"domain": '"Biomedical research of plasma cells in humanized mice."\nmore text'}))
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        assert SyNeg().domain(["passage one", "passage two"]) == "Biomedical research of plasma cells"
+
+
+def test_max_rounds_must_be_positive():
+    with pytest.raises(ValueError):
+        SyNeg(max_rounds=0)
