@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import dspy
 
 from programs.attributes import Attributes
 from programs.signatures import CritiqueNegative, GenerateNegative, InferDomain, ReviseNegative
+from syneg_dspy.errors import InputError
 
 
 class SyNeg(dspy.Module):
@@ -64,6 +66,17 @@ class SyNeg(dspy.Module):
         (small models answer with a passage title)."""
         lines = _clean(self.infer_domain(passages=passages).domain).splitlines()
         return " ".join(lines[0].strip(" .\"'").split()[:5]) if lines else ""
+
+
+def load_program(path: str | Path | None = None, *, max_rounds: int = 2) -> SyNeg:
+    """A SyNeg program: the uncompiled one, or one saved by DSPy's ``save`` (a compiled program)."""
+    program = SyNeg(max_rounds=max_rounds)
+    if path:
+        try:
+            program.load(path)
+        except (ValueError, KeyError, TypeError) as err:  # json.JSONDecodeError is a ValueError
+            raise InputError(f"not a saved SyNeg program: {err}", path) from None
+    return program
 
 
 def _clean(text: str | None) -> str:

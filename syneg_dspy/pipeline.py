@@ -60,9 +60,10 @@ class RunConfig:
     program: str | None = _opt(None, "A saved (compiled) SyNeg program JSON (default: the uncompiled program).")
     generate_limit: int = _opt(6, "Generate for the first N train pairs only (0: none, -1: all).")
     per_query: int = _opt(1, "Synthetic negatives per (query, positive).")
+    demos: int = _opt(2, "Retrieved negatives shown to the generator as examples (0: none; a compiled program keeps its own).")
     max_rounds: int = _opt(1, "Critique rounds per negative.")
     temperature: float = _opt(0.7, "LM sampling temperature.")
-    max_tokens: int = _opt(384, "LM output limit per call.")
+    max_tokens: int = _opt(256, "LM output limit per call.")
     domain: str | None = _opt(None, "Domain attribute (default: inferred once by the LM).")
     guard_encoder: str | None = _opt(None, "Encoder for the guard's similarity checks (default: encoder).")
     # mix
@@ -256,7 +257,8 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
     stages.run("mine", {**data, **pick(*mine_keys)}, mine)
 
     def generate(out: Path) -> None:
-        from programs import SyNeg
+        from optimizers.mined_demos import with_mined_demos
+        from programs import load_program
         from syneg_dspy.generate import Guard, generate_negatives
         from syneg_dspy.lm import make_lm
         from syneg_dspy.retrieval.encoder import load_encoder
@@ -265,12 +267,9 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
         if config.generate_limit == 0:
             path.touch()
             return
-        program = SyNeg(max_rounds=config.max_rounds)
-        if config.program:
-            try:
-                program.load(config.program)
-            except (ValueError, KeyError, TypeError) as err:
-                raise InputError(f"not a saved SyNeg program: {err}", config.program) from None
+        program = load_program(config.program, max_rounds=config.max_rounds)
+        program = with_mined_demos(program, ds, read_jsonl(run_dir / "mine" / "negatives.jsonl"), k=config.demos,
+                                   seed=config.seed)
         lm = make_lm(config.lm, api_base=config.api_base, temperature=config.temperature, max_tokens=config.max_tokens)
         generate_negatives(
             ds, config.train_split, program, lm, path, guard=Guard(load_encoder(config.guard_encoder or config.encoder)),
@@ -279,9 +278,10 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
         )
 
     program_file = {"program_sha": _hash(Path(config.program).read_text()) if config.program else None}
+    demos_from = {"mine_stage": stages.hashes["mine"]} if config.demos else {}  # the demos come from the mined rows
     stages.run(
         "generate",
-        {**data, **program_file, **pick("encoder", "guard_encoder", "lm", "api_base", "program", "per_query", "max_rounds",
+        {**data, **program_file, **demos_from, **pick("encoder", "guard_encoder", "lm", "api_base", "program", "per_query", "demos", "max_rounds",
                                         "temperature", "max_tokens", "domain")},
         generate,
         extent={"generate_limit": config.generate_limit},

@@ -29,3 +29,14 @@ def scifact_path() -> Path:
     if not path.exists():
         pytest.skip("../shared/datasets/scifact not present")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_path(sample_path, tmp_path_factory) -> Path:
+    """A 2-layer BERT sentence encoder built locally on the sample's texts: fast, no download."""
+    from syneg_dspy.data import load_dataset
+    from tiny_encoder import build_tiny_encoder
+
+    ds = load_dataset(sample_path)
+    texts = [ds.doc_text(d) for d in ds.corpus] + list(ds.queries.values())
+    return build_tiny_encoder(tmp_path_factory.getbasetemp() / "tiny-encoder", texts)

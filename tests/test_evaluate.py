@@ -5,7 +5,6 @@ import math
 
 import pytest
 from click.testing import CliRunner
-from tiny_encoder import build_tiny_encoder
 
 from syneg_dspy.data import Dataset, load_dataset
 from syneg_dspy.errors import InputError
@@ -15,11 +14,6 @@ from syneg_dspy.evaluate import evaluate, retrieve, score_run
 @pytest.fixture(scope="module")
 def ds(sample_path):
     return load_dataset(sample_path)
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory, ds):
-    return build_tiny_encoder(tmp_path_factory.getbasetemp() / "tiny-encoder", [ds.doc_text(d) for d in ds.corpus])
 
 
 def test_hand_computed_example():
@@ -45,18 +39,18 @@ def test_mrr_counts_only_the_top_10():
     assert m["map"] == pytest.approx(1 / 11) and m["recall@100"] == 1.0
 
 
-def test_a_doc_with_the_query_id_is_skipped(tiny_path):
+def test_a_doc_with_the_query_id_is_skipped(tiny_encoder_path):
     from syneg_dspy.retrieval import load_encoder
 
     corpus = {f"d{i}": {"title": "", "text": f"document number {i} about topic {i % 3}"} for i in range(30)}
     corpus["q1"] = {"title": "", "text": "what causes topic 1"}  # same id and text as the query: would rank first
     ds = Dataset(corpus, {"q1": "what causes topic 1"}, {"test": {"q1": {"d1": 1}}})
-    run = retrieve(load_encoder(tiny_path), ds, ["q1"], k=10)
+    run = retrieve(load_encoder(tiny_encoder_path), ds, ["q1"], k=10)
     assert len(run["q1"]) == 10 and "q1" not in run["q1"]
 
 
-def test_evaluate_on_the_sample(ds, tiny_path, tmp_path):
-    m = evaluate(tiny_path, ds, "test", cache_dir=tmp_path)
+def test_evaluate_on_the_sample(ds, tiny_encoder_path, tmp_path):
+    m = evaluate(tiny_encoder_path, ds, "test", cache_dir=tmp_path)
     assert set(m) == {"split", "ndcg@10", "mrr@10", "recall@100", "map", "n_queries", "model", "data"}
     assert m["split"] == "test" and m["n_queries"] == len(ds.qrels["test"]) and m["data"] == ds.path
     assert m["model"].startswith("tiny-encoder-")
@@ -64,15 +58,15 @@ def test_evaluate_on_the_sample(ds, tiny_path, tmp_path):
     # a random encoder still retrieves most of a 640-doc corpus' relevant docs in its top 100
     assert m["recall@100"] > 0.1
     with pytest.raises(InputError, match="no qrels split"):
-        evaluate(tiny_path, ds, "dev", cache_dir=tmp_path)
+        evaluate(tiny_encoder_path, ds, "dev", cache_dir=tmp_path)
 
 
-def test_cli_evaluate(tiny_path, tmp_path, monkeypatch):
+def test_cli_evaluate(tiny_encoder_path, tmp_path, monkeypatch):
     from cli import main
 
     monkeypatch.setenv("SYNEG_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "metrics.json"
-    result = CliRunner().invoke(main, ["evaluate", "--model", str(tiny_path), "--out", str(out)])
+    result = CliRunner().invoke(main, ["evaluate", "--model", str(tiny_encoder_path), "--out", str(out)])
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())
     assert f"{metrics['ndcg@10']:.4f}" in result.output and metrics["n_queries"] == 40

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from tiny_encoder import build_tiny_encoder
 
 from syneg_dspy.data import load_dataset
 from syneg_dspy.errors import InputError
@@ -21,13 +20,8 @@ def ds(sample_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory, ds):
-    return build_tiny_encoder(tmp_path_factory.getbasetemp() / "tiny-encoder", [ds.doc_text(d) for d in ds.corpus])
-
-
-@pytest.fixture(scope="module")
-def encoder(tiny_path):
-    return load_encoder(tiny_path)
+def encoder(tiny_encoder_path):
+    return load_encoder(tiny_encoder_path)
 
 
 @pytest.fixture(scope="module")
@@ -205,12 +199,12 @@ def test_mined_dataset_trains_unchanged(ds, encoder, mine, tmp_path):
     assert not np.allclose(before.numpy(), next(encoder.parameters()).detach().numpy())
 
 
-def test_cli_mine_writes_everything(tiny_path, tmp_path, monkeypatch):
+def test_cli_mine_writes_everything(tiny_encoder_path, tmp_path, monkeypatch):
     from cli import main
 
     monkeypatch.setenv("SYNEG_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "mined"
-    model = str(tiny_path)
+    model = str(tiny_encoder_path)
     result = CliRunner().invoke(
         main, ["mine", "--out", str(out), "--model", model, "--source", "both", "-n", "2", "--sampling", "random"]
     )

@@ -7,7 +7,6 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from tiny_encoder import build_tiny_encoder
 
 from cli import main
 from syneg_dspy.data import load_dataset
@@ -30,10 +29,8 @@ def answer(messages, kwargs):
 
 
 @pytest.fixture(scope="module")
-def tiny(sample_path, tmp_path_factory):
-    ds = load_dataset(sample_path)
-    texts = [ds.doc_text(d) for d in ds.corpus] + list(ds.queries.values())
-    return str(build_tiny_encoder(tmp_path_factory.getbasetemp() / "tiny-encoder", texts))
+def tiny(tiny_encoder_path):
+    return str(tiny_encoder_path)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from tiny_encoder import build_tiny_encoder
 
 from syneg_dspy.data import load_dataset
 from syneg_dspy.errors import InputError
@@ -24,12 +23,6 @@ from syneg_dspy.retrieval import (
 @pytest.fixture(scope="module")
 def ds(sample_path):
     return load_dataset(sample_path)
-
-
-@pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory, ds):
-    # one build per session: every module asks for the same folder under the session's basetemp
-    return build_tiny_encoder(tmp_path_factory.getbasetemp() / "tiny-encoder", [ds.doc_text(d) for d in ds.corpus])
 
 
 def counting(encoder):
@@ -51,16 +44,16 @@ def test_unknown_model_name_is_input_error():
         load_encoder("no-such-org/no-such-model")
 
 
-def test_model_id_follows_weights_not_objects(tiny_path):
-    a, b = load_encoder(tiny_path), load_encoder(str(tiny_path))
+def test_model_id_follows_weights_not_objects(tiny_encoder_path):
+    a, b = load_encoder(tiny_encoder_path), load_encoder(str(tiny_encoder_path))
     assert model_id(a) == model_id(b)
     with torch.no_grad():
         next(b.parameters()).add_(0.01)
     assert model_id(b) != model_id(a)
 
 
-def test_cache_hit_does_not_encode(tiny_path, ds, tmp_path):
-    encoder = counting(load_encoder(tiny_path))
+def test_cache_hit_does_not_encode(tiny_encoder_path, ds, tmp_path):
+    encoder = counting(load_encoder(tiny_encoder_path))
     first = corpus_embeddings(encoder, ds, cache_dir=tmp_path, show_progress=False)
     second = corpus_embeddings(encoder, ds, cache_dir=tmp_path, show_progress=False)
     assert encoder.encode_document.call_count == 1 and first.encoded and not second.encoded
@@ -75,9 +68,9 @@ def test_cache_hit_does_not_encode(tiny_path, ds, tmp_path):
     np.testing.assert_allclose(second.matrix[7], direct, atol=1e-5)
 
 
-def test_cache_key_changes_with_corpus_model_and_length(tiny_path, ds, tmp_path):
+def test_cache_key_changes_with_corpus_model_and_length(tiny_encoder_path, ds, tmp_path):
     ds = dataclasses.replace(ds, corpus={d: ds.corpus[d] for d in sorted(ds.corpus)[:40]})  # 4 encodes: keep them small
-    encoder = counting(load_encoder(tiny_path))
+    encoder = counting(load_encoder(tiny_encoder_path))
     base = corpus_embeddings(encoder, ds, cache_dir=tmp_path, show_progress=False).path
     doc = next(iter(ds.corpus))
     edited = dataclasses.replace(ds, corpus={**ds.corpus, doc: {"title": "", "text": "changed"}})
@@ -85,15 +78,15 @@ def test_cache_key_changes_with_corpus_model_and_length(tiny_path, ds, tmp_path)
     encoder.max_seq_length = 32
     assert corpus_embeddings(encoder, ds, cache_dir=tmp_path, show_progress=False).path != base
     assert encoder.encode_document.call_count == 3
-    other = load_encoder(tiny_path)
+    other = load_encoder(tiny_encoder_path)
     with torch.no_grad():
         next(other.parameters()).mul_(2)
     assert corpus_embeddings(other, ds, cache_dir=tmp_path, show_progress=False).encoded
 
 
 @pytest.fixture(scope="module")
-def emb(tiny_path, ds, tmp_path_factory):
-    encoder = load_encoder(tiny_path)
+def emb(tiny_encoder_path, ds, tmp_path_factory):
+    encoder = load_encoder(tiny_encoder_path)
     cached = corpus_embeddings(encoder, ds, cache_dir=tmp_path_factory.mktemp("emb"), show_progress=False)
     queries = encode_queries(encoder, list(ds.queries.values())[:20])
     return cached, queries

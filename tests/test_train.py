@@ -9,7 +9,6 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
-from tiny_encoder import build_tiny_encoder
 
 from syneg_dspy.data import load_dataset
 from syneg_dspy.errors import InputError
@@ -24,9 +23,8 @@ def ds(sample_path):
 
 
 @pytest.fixture(scope="module")
-def tiny(ds, tmp_path_factory):
-    texts = [ds.doc_text(d) for d in ds.corpus] + list(ds.queries.values())
-    return str(build_tiny_encoder(tmp_path_factory.getbasetemp() / "tiny-encoder", texts))
+def tiny(tiny_encoder_path):
+    return str(tiny_encoder_path)
 
 
 def random_negative_rows(ds, seed=0):

@@ -20,6 +20,9 @@ from syneg_dspy.errors import InputError
 from syneg_dspy.lm.models import EMBEDDED, embedded_model_path
 from syneg_dspy.lm.response import chat_response
 
+# Qwen2.5 0.5B/1.5B loop on long outputs ("PARTICIPANTS ... PARTICIPANTS ..."); 1.3 stopped every loop
+# seen on the SciFact sample. A caller's repeat_penalty wins.
+REPEAT_PENALTY = 1.3
 N_CTX = 4096  # our longest prompts (demos + passage + critique) stay well under this
 _SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop", "repeat_penalty", "frequency_penalty", "presence_penalty")
 # Schema keywords that turn into huge or unsupported grammar rules; dropping them only loosens the constraint.
@@ -108,7 +111,8 @@ class LocalLLM(CustomLLM):
 
     def completion(self, model: str, messages: list, *args, optional_params: dict, **kwargs):
         llama, lock = self.model(resolve_local(model))
-        params = {k: optional_params[k] for k in _SAMPLING if optional_params.get(k) is not None}
+        params = {"repeat_penalty": REPEAT_PENALTY}
+        params.update({k: optional_params[k] for k in _SAMPLING if optional_params.get(k) is not None})
         if "max_tokens" not in params and optional_params.get("max_completion_tokens") is not None:
             params["max_tokens"] = optional_params["max_completion_tokens"]
         with lock:

@@ -1,0 +1,95 @@
+"""Leak check: what share of guard-accepted synthetic negatives still answer their query?
+
+Procedure (printed with the result): a judge LM (default the embedded 1.5B, temperature 0, JSON)
+reads each (query, passage) pair and says whether the passage answers the query or gives evidence for
+or against it. The judge is calibrated on the same run's queries first: on their real positives (it
+should say yes: recall) and on random corpus passages (it should say no: false-alarm rate), so its
+verdict on the negatives can be read against its own error rates. A sample of accepted negatives is
+printed for a person to check by hand.
+
+    python bench/bench_leak.py --negatives RUN/negatives.jsonl --data ../shared/datasets/scifact
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import syneg_dspy  # noqa: F401  (offline switches)
+import dspy
+
+from syneg_dspy.data import load_dataset
+from syneg_dspy.lm import make_lm
+from syneg_dspy.store import read_jsonl
+
+
+class JudgeEvidence(dspy.Signature):
+    """Decide whether a passage answers a query. For a claim, "answers" means the passage gives evidence that the
+    claim is true or that it is false. A passage on the same subject that does not settle the query does NOT answer."""
+
+    query: str = dspy.InputField(desc="the query or claim")
+    passage: str = dspy.InputField(desc="the passage to judge")
+    answers: bool = dspy.OutputField(desc="true if the passage answers the query (evidence for or against the claim)")
+
+
+def judge_all(judge: dspy.Predict, pairs: list[tuple[str, str]]) -> list[bool | None]:
+    out = []
+    for query, passage in pairs:
+        try:
+            out.append(bool(judge(query=query, passage=" ".join(passage.split()[:200])).answers))
+        except Exception:  # a parse failure counts as no verdict, reported separately
+            out.append(None)
+    return out
+
+
+def share(values: list[bool | None]) -> str:
+    known = [v for v in values if v is not None]
+    return f"{sum(known)}/{len(known)} = {sum(known) / len(known):.1%}" if known else "-"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--negatives", type=Path, required=True, help="`syneg generate` negatives.jsonl")
+    ap.add_argument("--data", default=None, help="the dataset the negatives were generated for")
+    ap.add_argument("--judge", default="local/qwen2.5-coder-1.5b")
+    ap.add_argument("--calibration", type=int, default=20, help="positives and random passages judged for calibration")
+    ap.add_argument("--show", type=int, default=15, help="accepted negatives printed for hand checking")
+    ap.add_argument("--out", type=Path, default=None, help="write verdicts as JSON here")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    ds = load_dataset(args.data)
+    rows = [r for r in read_jsonl(args.negatives) if r["verdict"] == "accepted"]
+    rng = random.Random(args.seed)
+    qids = sorted({r["qid"] for r in rows})
+    positives = [(ds.queries[r["qid"]], ds.doc_text(r["pos_id"])) for r in rows]
+    rng.shuffle(positives)
+    docs = sorted(ds.corpus)
+    randoms = [(ds.queries[rng.choice(qids)], ds.doc_text(rng.choice(docs))) for _ in range(args.calibration)]
+
+    judge = dspy.Predict(JudgeEvidence)
+    start = time.perf_counter()
+    with dspy.context(lm=make_lm(args.judge, temperature=0.0, max_tokens=32), adapter=dspy.JSONAdapter()):
+        on_pos = judge_all(judge, positives[: args.calibration])
+        on_rand = judge_all(judge, randoms)
+        on_neg = judge_all(judge, [(ds.queries[r["qid"]], r["text"]) for r in rows])
+    wall = time.perf_counter() - start
+
+    print(f"judge {args.judge}, temperature 0, {wall:.0f} s; {len(rows)} accepted negatives over {len(qids)} queries")
+    print("| judged | says 'answers' | no verdict |")
+    print("|---|---|---|")
+    for label, values in (("real positives (should be yes)", on_pos), ("random passages (should be no)", on_rand),
+                          ("accepted synthetic negatives (leaks)", on_neg)):
+        print(f"| {label} | {share(values)} | {sum(v is None for v in values)} |")
+    print(f"\nhand-check sample ({min(args.show, len(rows))} accepted negatives, judge verdict in brackets):")
+    for row, verdict in list(zip(rows, on_neg))[: args.show]:
+        print(f"- [{'answers' if verdict else 'no' if verdict is False else '?'}] Q: {row['query']}\n  N: {row['text']}")
+    if args.out:
+        args.out.write_text(json.dumps([{"key": r["key"], "answers": v} for r, v in zip(rows, on_neg)], indent=1))
+
+
+if __name__ == "__main__":
+    main()
