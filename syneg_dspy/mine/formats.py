@@ -106,6 +106,8 @@ def write_training_set(
     """``<name>.jsonl``, ``<name>_hf/``, ``<name>_sources.jsonl`` and ``flag.jsonl`` under ``out_dir``."""
     out_dir = Path(out_dir)
     ts = to_st_rows(rows_by_pair, ds, n, pad)
+    if not ts.rows:  # an empty HF dataset folder would not load; say why instead
+        raise InputError(f"no (query, positive) pair has {n} negative(s) to train on")
     write_jsonl(out_dir / f"{name}.jsonl", ts.rows)
     save_hf_dataset(ts.rows, ts.columns, out_dir / f"{name}_hf")
     write_jsonl(out_dir / f"{name}_sources.jsonl", ts.sources)

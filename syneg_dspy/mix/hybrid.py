@@ -164,8 +164,6 @@ def read_negatives(path: str | Path, kind: str) -> list[dict]:
 def save_mix(result: MixResult, ds: Dataset, out_dir: str | Path) -> TrainingSet:
     """Write the mix with the mining writers (``train.jsonl``, ``train_hf/``, ``train_sources.jsonl``,
     ``flag.jsonl``) in training order, and ``stats.json``."""
-    if not result.instances:
-        raise InputError(f"no (query, positive) pair has {result.stats['n']} negative(s) to train on; mix stats: {result.stats}")
     rows_by_pair = {(inst.qid, inst.pos_id): inst.negatives for inst in result.instances}
     ts = write_training_set(rows_by_pair, ds, out_dir, n=result.stats["n"])
     write_json(Path(out_dir) / "stats.json", result.stats)
