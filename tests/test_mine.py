@@ -63,7 +63,9 @@ def test_top_sampling_matches_brute_force(ds, encoder, cache, mine):
     for (qid, pos_id), negs in rows.items():
         scores = emb.matrix @ encode_queries(encoder, [ds.queries[qid]])[0]
         ranked = [emb.doc_ids[i] for i in np.argsort(-scores, kind="stable") if emb.doc_ids[i] not in judged(ds, qid)]
-        assert [n["doc_id"] for n in negs] == ranked[5:7]
+        # Same docs, or docs tied within float noise (queries are encoded in batches there, alone here).
+        brute = {d: float(scores[emb.doc_ids.index(d)]) for d in emb.doc_ids}
+        assert [brute[n["doc_id"]] for n in negs] == pytest.approx([brute[d] for d in ranked[5:7]], abs=1e-5)
         assert [n["rank"] for n in negs] == [5, 6]
         assert negs[0]["pos_score"] == pytest.approx(float(scores[emb.doc_ids.index(pos_id)]), abs=1e-5)
 
@@ -134,7 +136,8 @@ def test_bm25_and_both_sources(ds, mine):
     dense, lexical = group_by_pair(mine(n=2)), group_by_pair(bm25)
     for pair, negs in both.items():
         assert len({n["doc_id"] for n in negs}) == len(negs) == 4
-        assert [n["source"] for n in negs[:2]] == ["dense", "bm25"]  # interleaved, dense first
+        assert negs[0]["source"] == "dense"  # interleaved, dense first; bm25's first is skipped if dense had it
+        assert negs[1]["source"] == "bm25" or lexical[pair][0]["doc_id"] == negs[0]["doc_id"]
         assert negs[0]["doc_id"] == dense[pair][0]["doc_id"]
         assert negs[1]["doc_id"] in {n["doc_id"] for n in lexical[pair]} | {dense[pair][1]["doc_id"]}
 
