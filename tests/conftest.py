@@ -22,6 +22,14 @@ def sample_path() -> Path:
     return SAMPLE_PATH
 
 
+@pytest.fixture(scope="module")
+def ds(sample_path):
+    """The bundled sample, loaded once per test module (a module may override it)."""
+    from syneg_dspy.data import load_dataset
+
+    return load_dataset(sample_path)
+
+
 @pytest.fixture(scope="session")
 def scifact_path() -> Path:
     """The full SciFact from ../shared; slow tests only."""

@@ -11,11 +11,6 @@ from syneg_dspy.errors import InputError
 from syneg_dspy.evaluate import evaluate, retrieve, score_run
 
 
-@pytest.fixture(scope="module")
-def ds(sample_path):
-    return load_dataset(sample_path)
-
-
 def test_hand_computed_example():
     qrels = {"q1": {"d1": 1, "d3": 1}, "q2": {"d5": 1, "d4": 0}}
     run = {

@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from syneg_dspy.data import load_dataset
 from syneg_dspy.errors import InputError
 from syneg_dspy.mine import group_by_pair, mine_negatives, to_flag_rows, to_st_rows, write_training_set
 from syneg_dspy.retrieval import BM25Index, corpus_embeddings, encode_queries, load_encoder
 
 COLUMNS = ["qid", "pos_id", "doc_id", "text", "source", "rank", "score", "pos_score"]
-
-
-@pytest.fixture(scope="module")
-def ds(sample_path):
-    return load_dataset(sample_path)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from syneg_dspy.data import load_dataset
 from syneg_dspy.errors import InputError
 from syneg_dspy.retrieval import (
     BM25Index,
@@ -18,11 +17,6 @@ from syneg_dspy.retrieval import (
     load_encoder,
     model_id,
 )
-
-
-@pytest.fixture(scope="module")
-def ds(sample_path):
-    return load_dataset(sample_path)
 
 
 def counting(encoder):

@@ -10,16 +10,10 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
 
-from syneg_dspy.data import load_dataset
 from syneg_dspy.errors import InputError
 from syneg_dspy.mine import group_by_pair, write_training_set
 from syneg_dspy.train import build_trainer, load_training_dataset, train
 from syneg_dspy.train.trainer import OrderedNoDuplicatesBatchSampler
-
-
-@pytest.fixture(scope="module")
-def ds(sample_path):
-    return load_dataset(sample_path)
 
 
 @pytest.fixture(scope="module")
