@@ -262,9 +262,12 @@ def backends_fetch(model) -> None:
 @click.option("--api-base", default=None, help="Server URL for the --lm (vLLM, Ollama, ...).")
 @click.option("--program", "program_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A SyNeg program saved by DSPy (JSON), e.g. a compiled one. Default: the uncompiled program.")
-@click.option("--demos-from", type=click.Path(exists=True, path_type=Path), default=None,
-              help="`syneg mine` output (folder or negatives.jsonl): show the generator --demos retrieved negatives as examples.")
-@click.option("--demos", "n_demos", type=click.IntRange(min=1), default=2, show_default=True, help="Demos taken from --demos-from.")
+@click.option("--mined", "--demos-from", "mined", type=click.Path(exists=True, path_type=Path), default=None,
+              help="`syneg mine` output (folder or negatives.jsonl): --demos of its negatives are shown to the "
+                   "generator as examples, and rewrite_mined edits them.")
+@click.option("--demos", "n_demos", type=click.IntRange(min=0), default=2, show_default=True, help="Demos taken from --mined.")
+@click.option("--strategy", default="generate", show_default=True,
+              help="generate, rewrite_mined (needs --mined), rewrite_positive, a comma list of them, or mixed.")
 @click.option("--per-query", type=click.IntRange(min=1), default=1, show_default=True, help="Negatives per (query, positive).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N (query, positive) pairs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds attribute sampling.")
@@ -278,8 +281,8 @@ def backends_fetch(model) -> None:
 @click.option("--guard-model", default=None, help="A second LM (LiteLLM string) that judges each negative independently.")
 @click.option("--encoder", default=None, help="Guard encoder: a saved model folder or 'embedded' (default: bundled all-MiniLM-L6-v2).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, demos_from, n_demos, per_query, limit, seed,
-                 concurrency, max_rounds, retry_failed, domain, temperature, max_tokens, guard_model, encoder,
+def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, mined, n_demos, strategy, per_query, limit,
+                 seed, concurrency, max_rounds, retry_failed, domain, temperature, max_tokens, guard_model, encoder,
                  progress) -> None:
     """Write synthetic hard negatives with a SyNeg program, keep those the guard accepts.
 
@@ -290,22 +293,30 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, dem
 
     from optimizers.mined_demos import with_mined_demos
     from programs import load_program
+    from programs.attributes import parse_strategies
     from syneg_dspy.data import load_dataset
-    from syneg_dspy.generate import Guard, generate_negatives
+    from syneg_dspy.generate import Guard, generate_negatives, mined_sources
     from syneg_dspy.mix import read_negatives
     from syneg_dspy.lm import make_lm
     from syneg_dspy.retrieval import load_encoder
 
+    try:
+        strategies = parse_strategies(strategy)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--strategy") from None
+    if "rewrite_mined" in strategies and not mined:
+        raise click.BadParameter("rewrite_mined edits retrieved negatives: give --mined (a `syneg mine` output)",
+                                 param_hint="--strategy")
     ds = load_dataset(data_path)
     program = load_program(program_path, max_rounds=max_rounds)
-    if demos_from:
-        program = with_mined_demos(program, ds, read_negatives(demos_from, "retrieved"), k=n_demos, seed=seed)
+    retrieved = read_negatives(mined, "retrieved") if mined else []
+    program = with_mined_demos(program, ds, retrieved, k=n_demos, seed=seed)
     lm = make_lm(lm_name, api_base=api_base, temperature=temperature, max_tokens=max_tokens)
     judge = make_lm(guard_model, temperature=0.0, max_tokens=max_tokens) if guard_model else None
     guard = Guard(load_encoder(encoder), judge=judge)
     s = generate_negatives(ds, split, program, lm, out_dir / "negatives.jsonl", guard=guard, per_query=per_query,
                            limit=limit, seed=seed, concurrency=concurrency, retry_failed=retry_failed,
-                           domain=domain, progress=progress)
+                           domain=domain, progress=progress, strategies=strategies, sources=mined_sources(retrieved))
 
     table = Table(title=f"{s.lm} on {ds.name} [{split}], program {s.program_hash}, domain {s.domain or '-'}")
     table.add_column("")
@@ -320,6 +331,14 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, dem
     per_accepted = "-" if s.llm_calls_per_accepted is None else f"{s.llm_calls_per_accepted:.2f}"
     click.echo(f"this run: {s.run_items} items, {s.run_accepted} accepted in {s.wall_s:.1f}s, "
                f"{s.negatives_per_minute:.1f} neg/min; LLM calls per accepted: {per_accepted}; tokens: {s.tokens}")
+    if len(s.by_strategy) > 1:
+        click.echo("per strategy: " + "; ".join(
+            f"{name} {c['accepted']}/{c['items']} accepted, {c['llm_calls_per_accepted'] or '-'} calls/accepted"
+            for name, c in s.by_strategy.items()))
+    for name, sep in s.separability.items():
+        auc = "-" if sep["auc"] is None else f"{sep['auc']:.2f}"
+        click.echo(f"separability vs corpus ({name}, {sep['n']} accepted): AUC {auc} (0.5 = indistinguishable), "
+                   f"words {sep['words_synthetic']:.0f} vs {sep['words_corpus']:.0f}")
     click.echo(f"wrote {out_dir / 'negatives.jsonl'} and {out_dir / 'summary.json'}")
 
 

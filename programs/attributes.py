@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import asdict, dataclass, fields
+from typing import Sequence
 
 DIFFICULTIES = {
     "easy": "shares the topic but is clearly about something else",
@@ -32,8 +33,14 @@ NEAR_MISSES = {
     "passing_mention": "mentions the query's subject only in passing while discussing something else",
 }
 
-# Rewriting strategies (rewrite_mined, rewrite_positive) join this tuple when their programs exist.
-STRATEGIES = ("generate",)
+# How the negative is made. Free generation is the paper's; the rewrites give a small model a real
+# corpus passage to edit locally, so the result keeps the corpus' style (see RewriteNegative).
+STRATEGIES = {
+    "generate": "write a new passage",
+    "rewrite_mined": "the source is a retrieved passage that does not answer the query; edit it to look more "
+    "relevant to the query, still without answering it",
+    "rewrite_positive": "the source answers the query; change its decisive detail so it no longer does",
+}
 
 
 @dataclass(frozen=True)
@@ -56,21 +63,37 @@ class Attributes:
     def describe(self) -> str:
         """The text the LM sees: each attribute with what it means, one per line."""
         lines = [f"domain: {self.domain}"] if self.domain else []
-        lines += [
-            f"difficulty: {self.difficulty} ({DIFFICULTIES[self.difficulty]})",
-            f"length: {LENGTHS[self.length]}",
-            f"near-miss: {self.near_miss} ({NEAR_MISSES[self.near_miss]})",
-        ]
+        if self.strategy != "generate":  # a rewrite keeps its source's length
+            lines.append(f"strategy: {self.strategy} ({STRATEGIES[self.strategy]})")
+        lines.append(f"difficulty: {self.difficulty} ({DIFFICULTIES[self.difficulty]})")
+        if self.strategy == "generate":
+            lines.append(f"length: {LENGTHS[self.length]}")
+        lines.append(f"near-miss: {self.near_miss} ({NEAR_MISSES[self.near_miss]})")
         return "\n".join(lines)
 
 
-def sample_attributes(qid: str, k: int, seed: int = 0, domain: str | None = None) -> list[Attributes]:
-    """``k`` distinct attribute sets for a query, the same for the same ``(qid, seed)``.
+def parse_strategies(value: str | Sequence[str]) -> tuple[str, ...]:
+    """``"generate,rewrite_mined"`` (or a list) → a checked tuple; ``"mixed"`` means all of them."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = [n.strip() for n in names if n.strip()]
+    if names == ["mixed"]:
+        return tuple(STRATEGIES)
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown or not names:
+        raise ValueError(f"unknown strategy {', '.join(unknown) or value!r}: choose from {', '.join(STRATEGIES)} or mixed")
+    return tuple(dict.fromkeys(names))
+
+
+def sample_attributes(
+    qid: str, k: int, seed: int = 0, domain: str | None = None, strategies: Sequence[str] = ("generate",)
+) -> list[Attributes]:
+    """``k`` distinct attribute sets for a query, the same for the same ``(qid, seed, strategies)``.
 
     Distinct so that a query's items never send an identical prompt (which DSPy's cache would
-    answer with the identical negative); beyond the grid's size, combinations repeat.
+    answer with the identical negative); beyond the grid's size, combinations repeat. The strategy
+    is one more attribute, so a mixed run spreads its items over the strategies at random.
     """
-    grid = list(itertools.product(DIFFICULTIES, LENGTHS, NEAR_MISSES))
+    grid = list(itertools.product(DIFFICULTIES, LENGTHS, NEAR_MISSES, strategies))
     rng = random.Random(f"{seed}:{qid}")
     picks = rng.sample(grid, min(k, len(grid))) + [rng.choice(grid) for _ in range(k - len(grid))]
-    return [Attributes(difficulty=d, length=ln, near_miss=n, domain=domain) for d, ln, n in picks]
+    return [Attributes(difficulty=d, length=ln, near_miss=n, domain=domain, strategy=s) for d, ln, n, s in picks]

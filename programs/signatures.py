@@ -26,6 +26,21 @@ class GenerateNegative(dspy.Signature):
     negative: str = dspy.OutputField(desc="the hard negative passage")
 
 
+class RewriteNegative(dspy.Signature):
+    """Make a hard negative for a search query by editing a source passage.
+
+    A hard negative looks relevant to the query but does NOT answer it and gives no evidence for
+    or against it. Make a short, local edit to the source as the strategy and near-miss say:
+    swap an entity, change a condition, population or outcome, or shift the topic. Keep the
+    source's style and most of its words. Do not restate the query.
+    Return only the edited passage as plain text."""
+
+    query: str = dspy.InputField(desc="the search query")
+    source: str = dspy.InputField(desc="the passage to edit")
+    attributes: str = dspy.InputField(desc="the strategy and the kind of negative to make")
+    negative: str = dspy.OutputField(desc="the edited passage")
+
+
 class CritiqueNegative(dspy.Signature):
     """Check a candidate hard negative for a search query. Be strict.
 

@@ -1,6 +1,7 @@
-"""SyNeg as a DSPy module: generate a hard negative, critique it, revise until it passes.
+"""SyNeg as a DSPy module: write a hard negative (generate, or rewrite a source passage), critique it,
+revise until it passes.
 
-All state lives in the four predictors, so DSPy's own ``save``/``load`` round-trips a compiled
+All state lives in the predictors, so DSPy's own ``save``/``load`` round-trips a compiled
 program, and ``program_hash`` (what the generation store keys on) changes exactly when a prompt does.
 """
 
@@ -13,15 +14,17 @@ from pathlib import Path
 import dspy
 
 from programs.attributes import Attributes
-from programs.signatures import CritiqueNegative, GenerateNegative, InferDomain, ReviseNegative
+from programs.signatures import CritiqueNegative, GenerateNegative, InferDomain, ReviseNegative, RewriteNegative
 from syneg_dspy.errors import InputError
 
 
 class SyNeg(dspy.Module):
-    """Multi-attribute self-reflection: generate → critique → (revise → critique)* within ``max_rounds``.
+    """Multi-attribute self-reflection: draft → critique → (revise → critique)* within ``max_rounds``.
 
-    ``rounds`` counts critiques; a negative that never passes is returned with ``passed=False``
-    after ``max_rounds`` critiques, for the guard to reject.
+    The draft comes from ``generate`` (free writing) or, for the ``rewrite_*`` strategies, from
+    ``rewrite`` editing ``source``. ``rounds`` counts critiques; a negative that never passes is
+    returned with ``passed=False`` after ``max_rounds`` critiques, for the guard to reject. When the
+    source is the positive, copying it is the method, so the critique's ``copies_positive`` is ignored.
     """
 
     def __init__(self, max_rounds: int = 2):
@@ -30,20 +33,32 @@ class SyNeg(dspy.Module):
             raise ValueError("max_rounds must be at least 1")
         self.max_rounds = max_rounds
         self.generate = dspy.Predict(GenerateNegative)
+        self.rewrite = dspy.Predict(RewriteNegative)
         self.critique = dspy.Predict(CritiqueNegative)
         self.revise = dspy.Predict(ReviseNegative)
         self.infer_domain = dspy.Predict(InferDomain)
 
-    def forward(self, query: str, positive: str, attributes: Attributes | dict | str) -> dspy.Prediction:
+    def forward(
+        self, query: str, positive: str, attributes: Attributes | dict | str, source: str | None = None
+    ) -> dspy.Prediction:
         if isinstance(attributes, dict):
             attributes = Attributes.from_dict(attributes)
         described = attributes if isinstance(attributes, str) else attributes.describe()
+        strategy = "generate" if isinstance(attributes, str) else attributes.strategy
 
-        draft = self.generate(query=query, positive=positive, attributes=described)
+        if strategy == "generate":
+            draft = self.generate(query=query, positive=positive, attributes=described)
+            reasoning = draft.reasoning
+        else:
+            if not source:
+                raise ValueError(f"strategy {strategy} needs a source passage")
+            draft, reasoning = self.rewrite(query=query, source=source, attributes=described), ""
         negative, history = _clean(draft.negative), []
         for round_ in range(1, self.max_rounds + 1):
             critique = self.critique(query=query, positive=positive, negative=negative)
             verdict = {k: critique[k] for k in ("answers_query", "on_topic", "copies_positive", "issues")}
+            if strategy == "rewrite_positive":
+                verdict["copies_positive"] = False
             passed = bool(verdict["on_topic"]) and not verdict["answers_query"] and not verdict["copies_positive"]
             history.append({"round": round_, "negative": negative, "critique": verdict, "passed": passed})
             if passed or round_ == self.max_rounds:
@@ -54,7 +69,7 @@ class SyNeg(dspy.Module):
             negative = _clean(revised.revised)
         return dspy.Prediction(
             negative=negative,
-            reasoning=draft.reasoning,
+            reasoning=reasoning,
             rounds=len(history),
             passed=passed,
             critique=verdict,

@@ -62,6 +62,7 @@ class RunConfig:
     per_query: int = _opt(1, "Synthetic negatives per (query, positive).")
     demos: int = _opt(2, "Retrieved negatives shown to the generator as examples (0: none; a compiled program keeps its own).")
     max_rounds: int = _opt(1, "Critique rounds per negative.")
+    strategy: str = _opt("generate", "generate, rewrite_mined, rewrite_positive, a comma list of them, or mixed.")
     temperature: float = _opt(0.7, "LM sampling temperature.")
     max_tokens: int = _opt(256, "LM output limit per call.")
     domain: str | None = _opt(None, "Domain attribute (default: inferred once by the LM).")
@@ -112,6 +113,12 @@ class RunConfig:
         for key in ("negatives", "per_query", "max_rounds", "batch_size"):
             if getattr(self, key) < 1:
                 raise InputError(f"{key} must be at least 1", file)
+        from programs.attributes import parse_strategies
+
+        try:
+            parse_strategies(self.strategy)
+        except ValueError as err:
+            raise InputError(f"strategy: {err}", file) from None
 
     @property
     def run_dir(self) -> Path:
@@ -259,7 +266,8 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
     def generate(out: Path) -> None:
         from optimizers.mined_demos import with_mined_demos
         from programs import load_program
-        from syneg_dspy.generate import Guard, generate_negatives
+        from programs.attributes import parse_strategies
+        from syneg_dspy.generate import Guard, generate_negatives, mined_sources
         from syneg_dspy.lm import make_lm
         from syneg_dspy.retrieval.encoder import load_encoder
 
@@ -268,21 +276,25 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
             path.touch()
             return
         program = load_program(config.program, max_rounds=config.max_rounds)
-        program = with_mined_demos(program, ds, read_jsonl(run_dir / "mine" / "negatives.jsonl"), k=config.demos,
-                                   seed=config.seed)
+        mined = read_jsonl(run_dir / "mine" / "negatives.jsonl")
+        program = with_mined_demos(program, ds, mined, k=config.demos, seed=config.seed)
         lm = make_lm(config.lm, api_base=config.api_base, temperature=config.temperature, max_tokens=config.max_tokens)
         generate_negatives(
             ds, config.train_split, program, lm, path, guard=Guard(load_encoder(config.guard_encoder or config.encoder)),
             per_query=config.per_query, limit=None if config.generate_limit < 0 else config.generate_limit,
             seed=config.seed, domain=config.domain, progress=config.progress,
+            strategies=parse_strategies(config.strategy), sources=mined_sources(mined),
         )
 
     program_file = {"program_sha": _hash(Path(config.program).read_text()) if config.program else None}
-    demos_from = {"mine_stage": stages.hashes["mine"]} if config.demos else {}  # the demos come from the mined rows
+    # demos and rewrite_mined sources come from the mined rows
+    uses_mined = config.demos or "rewrite_mined" in config.strategy or config.strategy == "mixed"
+    from_mine = {"mine_stage": stages.hashes["mine"]} if uses_mined else {}
     stages.run(
         "generate",
-        {**data, **program_file, **demos_from, **pick("encoder", "guard_encoder", "lm", "api_base", "program", "per_query", "demos", "max_rounds",
-                                        "temperature", "max_tokens", "domain")},
+        {**data, **program_file, **from_mine, **pick("encoder", "guard_encoder", "lm", "api_base", "program", "per_query",
+                                                     "demos", "max_rounds", "temperature", "max_tokens", "domain",
+                                                     "strategy")},
         generate,
         extent={"generate_limit": config.generate_limit},
     )

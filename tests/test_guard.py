@@ -113,3 +113,23 @@ def test_separate_judge_lm(encoder, pair):
     # the cheap checks run first: a copy never costs a judge call
     guard.check(pair[0], pair[1], pair[1][:300], critique=PASS)
     assert len(seen) == 2
+
+
+def test_rewrite_that_changed_nothing_is_not_a_synthetic_negative(encoder, pair):
+    query, positive = pair
+    source = GOOD + " The study followed 40 fish for two months."
+    v = Guard(encoder).check(query, positive, source, source=source, strategy="rewrite_mined")
+    assert v.reason == "unchanged_source" and v.scores["source_run"] == 1.0
+    edited = source.replace("Wnt signalling", "Hedgehog signalling").replace("two months", "a year")
+    assert Guard(encoder).check(query, positive, edited, source=source, strategy="rewrite_mined").accepted
+
+
+def test_rewrite_of_the_positive_may_keep_its_words_but_not_its_meaning(encoder, pair):
+    query, positive = pair
+    opening = " ".join(positive.split()[:25])
+    edited = opening + " " + GOOD
+    assert Guard(encoder).check(query, positive, edited).reason == "copies_positive"  # lexical run
+    v = Guard(encoder).check(query, positive, edited, source=opening, strategy="rewrite_positive")
+    assert v.accepted and v.scores["positive_run"] >= 0.5 and v.scores["positive_cosine"] < 0.9
+    # the encoder checks still apply: the positive itself is rejected
+    assert Guard(encoder).check(query, positive, positive, strategy="rewrite_positive").reason == "copies_positive"

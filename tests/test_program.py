@@ -7,7 +7,7 @@ import dspy
 import pytest
 
 from programs import Attributes, SyNeg, program_hash, sample_attributes
-from programs.attributes import DIFFICULTIES, LENGTHS, NEAR_MISSES
+from programs.attributes import DIFFICULTIES, LENGTHS, NEAR_MISSES, STRATEGIES, parse_strategies
 from syneg_dspy.lm import make_lm, register_script
 
 FIELD = re.compile(r"\[\[ ## (\w+) ## \]\]\n(.*?)(?=\n\n\[\[ ## |\n\nRespond with|\Z)", re.S)
@@ -24,7 +24,7 @@ def step(messages):
     for name, marker in (("critique", "`answers_query`"), ("revise", "`revised`"), ("domain", "`domain`")):
         if marker in system.split("Your output fields are:")[1].split("All interactions")[0]:
             return name
-    return "generate"
+    return "rewrite" if "`source`" in system.split("Your output fields are:")[0] else "generate"
 
 
 def scripted(name, fn):
@@ -147,3 +147,55 @@ def test_domain_is_a_short_clean_line():
 def test_max_rounds_must_be_positive():
     with pytest.raises(ValueError):
         SyNeg(max_rounds=0)
+
+
+def test_parse_strategies():
+    assert parse_strategies("mixed") == tuple(STRATEGIES)
+    assert parse_strategies("rewrite_mined, generate,rewrite_mined") == ("rewrite_mined", "generate")
+    for bad in ("", "rewrite", "generate,bogus"):
+        with pytest.raises(ValueError, match="strategy"):
+            parse_strategies(bad)
+
+
+def test_strategy_is_sampled_like_any_attribute():
+    mixed = [a for i in range(30) for a in sample_attributes(f"q{i}", 2, strategies=tuple(STRATEGIES))]
+    assert {a.strategy for a in mixed} == set(STRATEGIES)
+    assert all(a.strategy == "rewrite_mined" for a in sample_attributes("q1", 5, strategies=("rewrite_mined",)))
+    # one strategy asks for the same attribute sets as before strategies existed
+    assert [(a.difficulty, a.length, a.near_miss) for a in sample_attributes("q1", 4, strategies=("rewrite_mined",))] == [
+        (a.difficulty, a.length, a.near_miss) for a in sample_attributes("q1", 4)]
+
+
+REWRITE = dict(INPUTS, attributes=Attributes("hard", "short", "entity_swap", strategy="rewrite_mined"),
+               source="A cohort of 900 children found calcium intake unrelated to growth in height.")
+
+
+def test_rewrite_edits_the_source_without_reasoning_and_critique_sees_the_positive():
+    prompts = []
+
+    def fn(messages, kwargs):
+        prompts.append(messages)
+        if step(messages) == "critique":
+            return critique()
+        assert step(messages) == "rewrite"
+        return json.dumps({"negative": "A cohort of 900 adults found vitamin D intake unrelated to growth in height."})
+
+    pred = run(SyNeg(), scripted("prog-rewrite", fn), **REWRITE)
+    assert pred.passed and pred.reasoning == "" and pred.negative.startswith("A cohort of 900 adults")
+    rewrite, crit = fields(prompts[0]), fields(prompts[1])
+    assert rewrite["source"] == REWRITE["source"] and "positive" not in rewrite
+    assert "strategy: rewrite_mined" in rewrite["attributes"] and "sentences" not in rewrite["attributes"]
+    assert crit["positive"] == INPUTS["positive"]
+    with pytest.raises(ValueError, match="source"):
+        run(SyNeg(), scripted("prog-rewrite", fn), **dict(REWRITE, source=None))
+
+
+def test_rewriting_the_positive_is_not_failed_for_copying_it():
+    def fn(messages, kwargs):
+        if step(messages) == "critique":
+            return critique(copies=True)
+        return json.dumps({"negative": "A trial of 2,000 adults over 70 found vitamin K lowered hip fractures."})
+
+    attrs = Attributes("hard", "short", "entity_swap", strategy="rewrite_positive")
+    assert run(SyNeg(), scripted("prog-rw-pos", fn), **dict(REWRITE, attributes=attrs)).passed
+    assert not run(SyNeg(max_rounds=1), scripted("prog-rw-pos", fn), **REWRITE).passed  # rewrite_mined must not copy

@@ -40,6 +40,9 @@ def run_dir(tmp_path):
                 [{"qid": "a", "pos_id": "b", "negative_ids": ["n1"], "negative_sources": ["dense"]},
                  {"qid": "c", "pos_id": "d", "negative_ids": ["k1"], "negative_sources": ["synthetic"]}])
     write_json(run / "mix" / "stats.json", {"synthetic_share": 0.5, "fallback_to_retrieved": 1})
+    write_json(run / "generate" / "summary.json", {"separability": {"rewrite_mined": {
+        "n": 12, "auc": 0.8312, "length_auc": 0.91, "words_synthetic": 61.0, "words_corpus": 198.4,
+        "distinct_synthetic": 0.81, "distinct_corpus": 0.66}}})
     return run
 
 
@@ -97,3 +100,9 @@ def test_cli_report(run_dir):
     result = CliRunner().invoke(main, ["report", str(run_dir)])
     assert result.exit_code == 0 and "report.html" in result.output
     assert (run_dir / "report" / "report.html").exists()
+
+
+def test_report_shows_the_source_shortcut_per_strategy(run_dir):
+    md = write_report(run_dir)[0].read_text()
+    section = md.split("## Source shortcut")[1].split("\n## ")[0]
+    assert "| rewrite_mined | 12 | 0.83 | 0.91 | 61 / 198 | 0.81 / 0.66 |" in section

@@ -66,7 +66,12 @@ class Guard:
       ``restates_query`` (a negative that is mostly the query teaches nothing).
     - ``max_positive_containment``: share of the negative's content words found in the positive,
       and ``max_positive_run``: longest verbatim word run from the positive as a share of the
-      negative; either → ``copies_positive`` (a reworded positive still answers the query).
+      negative; either → ``copies_positive`` (a reworded positive still answers the query). Skipped
+      for ``rewrite_positive``, whose output keeps the positive's words by design; its encoder
+      checks below still apply.
+    - ``max_source_run``: a rewrite whose longest verbatim run from its source is at least this
+      share of it was not edited → ``unchanged_source`` (for ``rewrite_mined`` it is the retrieved
+      negative itself, not a synthetic one).
     - ``max_positive_cosine``: encoder cosine(negative, positive) → ``copies_positive``.
     - ``score_margin``: cosine(query, negative) ≥ cosine(query, positive) + margin →
       ``outscores_positive``; the base retriever already prefers it, so it is likely relevant.
@@ -84,6 +89,7 @@ class Guard:
     max_positive_run: float = 0.5
     max_positive_cosine: float = 0.9
     max_query_containment: float = 0.8
+    max_source_run: float = 0.99
     score_margin: float = 0.0
     max_duplicate_cosine: float = 0.95
     use_critique: bool = True
@@ -102,8 +108,11 @@ class Guard:
         *,
         critique: dict | None = None,
         accepted: Sequence[str] = (),
+        source: str | None = None,
+        strategy: str = "generate",
     ) -> Verdict:
-        """Verdict for one negative; ``accepted`` holds the negatives already kept for this query."""
+        """Verdict for one negative; ``accepted`` holds the negatives already kept for this query,
+        ``source`` the passage a ``rewrite_*`` strategy edited."""
         words = _words(negative)
         scores: dict[str, float] = {"words": float(len(words))}
         if not words:
@@ -120,11 +129,15 @@ class Guard:
         scores["query_containment"] = _containment(neg_content, _content(_words(query)))
         if scores["query_containment"] >= self.max_query_containment:  # before copies: claims reuse the positive's words
             return Verdict(False, "restates_query", scores)
-        if (
+        if strategy != "rewrite_positive" and (
             scores["positive_containment"] >= self.max_positive_containment
             or scores["positive_run"] >= self.max_positive_run
         ):
             return Verdict(False, "copies_positive", scores)
+        if source:
+            scores["source_run"] = _longest_run(words, _words(source))
+            if scores["source_run"] >= self.max_source_run:
+                return Verdict(False, "unchanged_source", scores)
 
         emb = self._encode([query, positive, negative, *accepted])
         q, p, n, prior = emb[0], emb[1], emb[2], emb[3:]
@@ -139,21 +152,21 @@ class Guard:
         if scores["duplicate_cosine"] >= self.max_duplicate_cosine:
             return Verdict(False, "duplicate", scores)
 
-        if critique is not None and self.use_critique and (reason := _judge_reason(critique)):
+        if critique is not None and self.use_critique and (reason := _judge_reason(critique, strategy)):
             return Verdict(False, reason, scores)
         if self.judge is not None:
             with dspy.context(lm=self.judge, adapter=dspy.JSONAdapter()):
                 judged = dspy.Predict(CritiqueNegative)(query=query, positive=positive, negative=negative)
-            if reason := _judge_reason(judged):
+            if reason := _judge_reason(judged, strategy):
                 return Verdict(False, reason, scores)
         return Verdict(True, None, scores)
 
 
-def _judge_reason(critique) -> str | None:
+def _judge_reason(critique, strategy: str = "generate") -> str | None:
     if critique["answers_query"]:
         return "judge_answers"
     if not critique["on_topic"]:
         return "judge_off_topic"
-    if critique["copies_positive"]:
+    if critique["copies_positive"] and strategy != "rewrite_positive":
         return "judge_copies_positive"
     return None

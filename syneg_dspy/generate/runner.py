@@ -13,8 +13,9 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import dspy
 from dspy.utils.callback import BaseCallback
@@ -24,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from programs.attributes import Attributes, sample_attributes
 from programs.syneg import SyNeg, program_hash
 from syneg_dspy.data.dataset import Dataset
+from syneg_dspy.evaluate.separability import separability_by_strategy
 from syneg_dspy.generate.guard import Guard
 from syneg_dspy.store import JsonlStore, write_json
 
@@ -33,6 +35,9 @@ PASSAGE_CHARS = 600  # of each sample passage
 # sample with the 0.5B: full abstracts were copied in 3 of 5 items), and the prompt halves. The guard
 # still compares against the whole positive.
 POSITIVE_WORDS = 40
+# A rewrite sees this much of its source and returns about as much: enough to keep the corpus' style
+# (SciFact abstracts run ~200 words), short enough for a 0.5B model to edit without drifting.
+SOURCE_WORDS = 80
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Item:
     query: str
     positive: str
     attributes: Attributes
+    source: str | None = None  # what a rewrite_* strategy edits
 
 
 @dataclass
@@ -64,6 +70,8 @@ class GenerationSummary:
     lm: str
     program_hash: str
     out: str
+    by_strategy: dict[str, dict]  # items, accepted, llm_calls, llm_calls_per_accepted per strategy
+    separability: dict[str, dict]  # accepted negatives vs corpus passages, per strategy (evaluate.separability)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,8 +87,8 @@ class _CallCounter(BaseCallback):
         self.calls += 1
 
 
-def item_key(qid: str, pos_id: str, index: int, phash: str) -> str:
-    return f"{qid}|{pos_id}|{index}|{phash}"
+def item_key(qid: str, pos_id: str, index: int, strategy: str, phash: str) -> str:
+    return f"{qid}|{pos_id}|{index}|{strategy}|{phash}"
 
 
 def infer_domain(ds: Dataset, program: SyNeg, lm: dspy.LM, cache: Path, seed: int = 0) -> str:
@@ -103,16 +111,39 @@ def infer_domain(ds: Dataset, program: SyNeg, lm: dspy.LM, cache: Path, seed: in
     return domain
 
 
+def mined_sources(rows: Sequence[dict]) -> dict[tuple[str, str], list[str]]:
+    """Retrieved negatives' texts per (qid, pos_id), in mined order: what ``rewrite_mined`` edits."""
+    sources: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        sources.setdefault((row["qid"], row["pos_id"]), []).append(row["text"])
+    return sources
+
+
 def plan_items(ds: Dataset, split: str, phash: str, *, per_query: int, seed: int, domain: str | None,
-               limit: int | None = None) -> list[Item]:
-    """Every requested item: ``per_query`` attribute sets for each of the first ``limit`` (query, positive) pairs."""
+               limit: int | None = None, strategies: Sequence[str] = ("generate",),
+               sources: Mapping[tuple[str, str], Sequence[str]] | None = None,
+               source_words: int | None = SOURCE_WORDS) -> list[Item]:
+    """Every requested item: ``per_query`` attribute sets for each of the first ``limit`` (query, positive) pairs.
+
+    ``rewrite_mined`` items edit the pair's ``index``-th retrieved negative from ``sources`` (cycling);
+    a pair without any falls back to ``generate``, and its row says so.
+    """
     pairs = ds.positives(split)[:limit]
     items = []
     for qid, pos_id in pairs:
-        for index, attributes in enumerate(sample_attributes(qid, per_query, seed, domain)):
-            items.append(
-                Item(item_key(qid, pos_id, index, phash), qid, pos_id, ds.queries[qid], ds.doc_text(pos_id), attributes)
-            )
+        positive = ds.doc_text(pos_id)
+        mined = (sources or {}).get((qid, pos_id)) or []
+        for index, attributes in enumerate(sample_attributes(qid, per_query, seed, domain, strategies)):
+            source = None
+            if attributes.strategy == "rewrite_mined":
+                if mined:
+                    source = excerpt(mined[index % len(mined)], source_words)
+                else:
+                    attributes = replace(attributes, strategy="generate")
+            elif attributes.strategy == "rewrite_positive":
+                source = excerpt(positive, source_words)
+            key = item_key(qid, pos_id, index, attributes.strategy, phash)
+            items.append(Item(key, qid, pos_id, ds.queries[qid], positive, attributes, source))
     return items
 
 
@@ -135,6 +166,7 @@ def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: l
         "query": item.query,
         "text": "",
         "attributes": item.attributes.to_dict(),
+        "source": item.source,
         "rounds": 0,
         "verdict": "failed",
         "reject_reason": None,
@@ -151,8 +183,10 @@ def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: l
     callbacks = [*dspy.settings.callbacks, counter]
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter(), callbacks=callbacks), dspy.track_usage() as usage:
         try:
-            pred = program(query=item.query, positive=excerpt(item.positive, positive_words), attributes=item.attributes)
-            verdict = guard.check(item.query, item.positive, pred.negative, critique=pred.critique, accepted=accepted)
+            pred = program(query=item.query, positive=excerpt(item.positive, positive_words), attributes=item.attributes,
+                           source=item.source)
+            verdict = guard.check(item.query, item.positive, pred.negative, critique=pred.critique, accepted=accepted,
+                                  source=item.source, strategy=item.attributes.strategy)
             row.update(
                 text=pred.negative,
                 rounds=pred.rounds,
@@ -171,10 +205,20 @@ def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: l
     return row
 
 
-def summarize(rows: list[dict], *, run_rows: list[dict], wall_s: float, domain: str, lm: str, phash: str,
-              out: str) -> GenerationSummary:
+def _counts(rows: list[dict]) -> dict:
     accepted = sum(r["verdict"] == "accepted" for r in rows)
     calls = sum(r["llm_calls"] for r in rows)
+    return {"items": len(rows), "accepted": accepted, "llm_calls": calls,
+            "llm_calls_per_accepted": round(calls / accepted, 2) if accepted else None}
+
+
+def summarize(rows: list[dict], *, run_rows: list[dict], wall_s: float, domain: str, lm: str, phash: str,
+              out: str, separability: dict[str, dict] | None = None) -> GenerationSummary:
+    counts = _counts(rows)
+    accepted, calls = counts["accepted"], counts["llm_calls"]
+    by_strategy: dict[str, list[dict]] = {}
+    for row in rows:
+        by_strategy.setdefault(row["attributes"].get("strategy", "generate"), []).append(row)
     run_accepted = sum(r["verdict"] == "accepted" for r in run_rows)
     return GenerationSummary(
         items=len(rows),
@@ -183,7 +227,7 @@ def summarize(rows: list[dict], *, run_rows: list[dict], wall_s: float, domain: 
         failed=dict(Counter(r["reject_reason"] for r in rows if r["verdict"] == "failed").most_common()),
         llm_calls=calls,
         tokens=sum(r["tokens"] for r in rows),
-        llm_calls_per_accepted=round(calls / accepted, 2) if accepted else None,
+        llm_calls_per_accepted=counts["llm_calls_per_accepted"],
         run_items=len(run_rows),
         run_accepted=run_accepted,
         wall_s=round(wall_s, 2),
@@ -192,6 +236,8 @@ def summarize(rows: list[dict], *, run_rows: list[dict], wall_s: float, domain: 
         lm=lm,
         program_hash=phash,
         out=out,
+        by_strategy={name: _counts(group) for name, group in sorted(by_strategy.items())},
+        separability=separability or {},
     )
 
 
@@ -211,6 +257,9 @@ def generate_negatives(
     retry_failed: bool = False,
     domain: str | None = None,
     positive_words: int | None = POSITIVE_WORDS,
+    strategies: Sequence[str] = ("generate",),
+    sources: Mapping[tuple[str, str], Sequence[str]] | None = None,
+    source_words: int | None = SOURCE_WORDS,
     progress: bool = True,
 ) -> GenerationSummary:
     """Generate, guard and store ``per_query`` negatives for each (query, positive) pair of ``split``.
@@ -218,7 +267,9 @@ def generate_negatives(
     ``out_path`` is the JSONL; ``summary.json`` (and the cached ``domain.json``) go beside it.
     ``limit`` keeps the first N pairs. ``concurrency`` threads serve remote backends; in-process
     ``local/`` models run one item at a time. Items of one query run in order in one thread, so
-    the duplicate check sees every negative accepted before it.
+    the duplicate check sees every negative accepted before it. ``strategies`` are sampled per
+    item (see ``sample_attributes``); ``rewrite_mined`` edits passages from ``sources``, the
+    retrieved negatives' texts per (qid, pos_id).
     """
     out_path = Path(out_path)
     if max_rounds is not None:
@@ -226,7 +277,8 @@ def generate_negatives(
     phash = program_hash(program)
     if domain is None:
         domain = infer_domain(ds, program, lm, out_path.parent / "domain.json", seed)
-    items = plan_items(ds, split, phash, per_query=per_query, seed=seed, domain=domain or None, limit=limit)
+    items = plan_items(ds, split, phash, per_query=per_query, seed=seed, domain=domain or None, limit=limit,
+                       strategies=strategies, sources=sources, source_words=source_words)
     if lm.model.startswith("local/"):
         concurrency = 1
 
@@ -291,6 +343,7 @@ def generate_negatives(
         lm=lm.model,
         phash=phash,
         out=str(out_path),
+        separability=separability_by_strategy(rows, [ds.doc_text(d) for d in ds.corpus], guard.encoder, seed),
     )
     write_json(out_path.parent / "summary.json", summary.to_dict())
     return summary

@@ -94,6 +94,23 @@ def _plot_synthetic(rows: list[dict], out: Path) -> Path | None:
     return path
 
 
+def _shortcut_blocks(run_dir: Path) -> list[tuple]:
+    """The source-shortcut check from the generation summary, one row per strategy."""
+    path = run_dir / "generate" / "summary.json"
+    seps = json.loads(path.read_text()).get("separability") if path.exists() else None
+    if not seps:
+        return []
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    rows = [[name, str(s["n"]), fmt(s["auc"]), fmt(s["length_auc"]), f"{s['words_synthetic']:.0f} / {s['words_corpus']:.0f}",
+             f"{s['distinct_synthetic']:.2f} / {s['distinct_corpus']:.2f}"] for name, s in seps.items()]
+    note = ("Can a logistic regression on base-encoder embeddings tell accepted synthetic negatives from corpus "
+            "passages? Cross-validated AUC: 0.5 means indistinguishable; high means a retriever can learn the source "
+            "instead of relevance. '-' when fewer than 10 were accepted.")
+    head = ["strategy", "accepted", "AUC (embeddings)", "AUC (length)", "words synthetic / corpus",
+            "distinct-word share synthetic / corpus"]
+    return [("h2", "Source shortcut"), ("p", note), ("table", head, rows)]
+
+
 def _examples(run_dir: Path) -> list[list[str]]:
     """The first training rows of the mix, synthetic negatives first (they are what this run adds)."""
     rows_path, sources_path = run_dir / "mix" / "train.jsonl", run_dir / "mix" / "train_sources.jsonl"
@@ -150,6 +167,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         summary = ", ".join(f"{v}: {c}" for v, c in verdicts.most_common())
         blocks += [("h2", "Synthetic negatives"), ("p", f"{len(synthetic)} items ({summary}).")]
         blocks.append(("img", _plot_synthetic(synthetic, out), "synthetic negative breakdown"))
+        blocks += _shortcut_blocks(run_dir)
     mix_stats = run_dir / "mix" / "stats.json"
     if mix_stats.exists():
         stats = json.loads(mix_stats.read_text())
