@@ -225,6 +225,8 @@ def backends(ctx) -> None:
             details = "deterministic test provider: register_script(name, fn) in Python"
         elif row["kind"] == "local":
             details = "any GGUF file, run in-process by llama.cpp"
+        elif row["kind"] == "router":
+            details = f"litellm.Router over a fleet; config: {row['config'] or 'set SYNEG_ROUTER_CONFIG'}"
         else:
             details = row["note"]
         table.add_row(row["name"], row["kind"], "yes" if row["available"] else "no", details)
@@ -234,11 +236,13 @@ def backends(ctx) -> None:
 @backends.command("check")
 @click.option("--lm", "lm_name", required=True, help="LiteLLM model string, e.g. local/qwen2.5-coder-0.5b or openai/gpt-4o-mini.")
 @click.option("--api-base", default=None, help="Server URL for the --lm (vLLM, Ollama, ...).")
-def backends_check(lm_name, api_base) -> None:
+@click.option("--router-config", type=click.Path(path_type=Path), default=None,
+              help="LiteLLM router config (YAML/JSON) for --lm router/<model_group>; default: $SYNEG_ROUTER_CONFIG.")
+def backends_check(lm_name, api_base, router_config) -> None:
     """Make one real (uncached) call and print latency, tokens and the reply."""
     from syneg_dspy.lm import check_backend
 
-    r = check_backend(lm_name, api_base=api_base)
+    r = check_backend(lm_name, api_base=api_base, router_config=router_config)
     click.echo(f"{r['model']}: {r['latency_s']:.2f} s, {r['tokens']} tokens, reply: {r['text']!r}")
 
 

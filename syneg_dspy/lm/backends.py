@@ -1,14 +1,17 @@
 """Every ``--lm`` is a LiteLLM model string; ``make_lm`` turns it into a ``dspy.LM`` that routes through LiteLLM.
 
 Besides LiteLLM's own providers (``openai/...``, ``ollama_chat/...``, ``hosted_vllm/...`` with ``api_base``;
-keys come from the provider's usual environment variables and are never stored), two in-process providers
-are registered: ``local/...`` (llama.cpp) and ``scripted/...`` (tests).
+keys come from the provider's usual environment variables and are never stored), three in-process providers
+are registered: ``local/...`` (llama.cpp), ``scripted/...`` (tests) and ``router/<group>`` (a ``litellm.Router``
+over several endpoints, from a LiteLLM router config: ``syneg_dspy/lm/router.py``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
+from pathlib import Path
 
 import dspy
 import litellm
@@ -17,9 +20,12 @@ from dspy.utils.exceptions import LMError
 from syneg_dspy.errors import InputError
 from syneg_dspy.lm.local import LOCAL, N_CTX, resolve_local
 from syneg_dspy.lm.models import EMBEDDED, model_status
+from syneg_dspy.lm.router import ENV_VAR as ROUTER_ENV_VAR
+from syneg_dspy.lm.router import ROUTER, check_group
 from syneg_dspy.lm.scripted import ScriptedLLM, script_names, script_version
 
-_HANDLERS = {"local": LOCAL, "scripted": ScriptedLLM()}
+_HANDLERS = {"local": LOCAL, "scripted": ScriptedLLM(), "router": ROUTER}
+_SCHEMA_CAPABLE = ("local", "scripted")  # in-process models that honour a JSON schema; a router's depend on its fleet
 
 
 def register_providers() -> None:
@@ -58,17 +64,28 @@ def make_lm(
     temperature: float = 0.7,
     max_tokens: int = 512,
     cache: bool = True,
+    router_config: str | Path | None = None,
     **kw,
 ) -> dspy.LM:
-    """A ``dspy.LM`` for any LiteLLM model string, always through LiteLLM (``engine="litellm"``)."""
+    """A ``dspy.LM`` for any LiteLLM model string, always through LiteLLM (``engine="litellm"``).
+
+    ``router/<group>`` reads ``router_config`` (default ``$SYNEG_ROUTER_CONFIG``) now, so a bad config or an
+    unknown group fails here as one line; retries and fallbacks are then the Router's, not DSPy's.
+    """
     if not model or model.endswith("/"):
         raise InputError(f"--lm {model!r}: expected a LiteLLM model string such as openai/gpt-4o-mini")
     provider, _, name = model.partition("/")
     if provider == "local":
         resolve_local(name)  # missing parts or a bad path fail here, as one line, not inside a call
-    if provider in _HANDLERS:
+    if provider == "router":
+        if api_base:
+            raise InputError(f"--api-base does not apply to {model}: the router config names each deployment's api_base")
+        loaded = check_group(name, router_config)
+        kw.setdefault("metadata", {"router_config": str(loaded.path)})
+    if provider in _SCHEMA_CAPABLE:
         _advertise_schema_support(model)
-        kw.setdefault("num_retries", 0)  # an in-process failure does not heal by waiting
+    if provider in _HANDLERS:
+        kw.setdefault("num_retries", 0)  # in-process: no healing by waiting; router: the Router retries itself
     if provider == "scripted":
         # Part of DSPy's cache key: a re-registered script never sees an earlier script's cached answers.
         kw.setdefault("metadata", {"script_version": script_version(name)})
@@ -87,6 +104,8 @@ def list_backends() -> list[dict]:
         )
     rows.append({"name": "local/<path>.gguf", "kind": "local", "available": importlib.util.find_spec("llama_cpp") is not None})
     rows.append({"name": "scripted/<name>", "kind": "scripted", "available": True, "scripts": script_names()})
+    rows.append({"name": "router/<model_group>", "kind": "router", "available": bool(os.environ.get(ROUTER_ENV_VAR)),
+                 "config": os.environ.get(ROUTER_ENV_VAR)})
     rows.append(
         {
             "name": "<provider>/<model>",
@@ -99,9 +118,10 @@ def list_backends() -> list[dict]:
     return rows
 
 
-def check_backend(model: str, api_base: str | None = None) -> dict:
+def check_backend(model: str, api_base: str | None = None, router_config: str | Path | None = None) -> dict:
     """One real, uncached call: how long it took, what came back, how many tokens it used."""
-    lm = make_lm(model, api_base=api_base, temperature=0.0, max_tokens=16, cache=False, num_retries=0)
+    lm = make_lm(model, api_base=api_base, temperature=0.0, max_tokens=16, cache=False, num_retries=0,
+                 router_config=router_config)
     start = time.perf_counter()
     try:
         outputs = lm("Reply with the single word: ready")
