@@ -138,7 +138,13 @@ def _model_option(f):
 @click.option("--index", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True)
 @click.option("--pad", type=click.Choice(["drop", "repeat"]), default="drop", show_default=True,
               help="Pairs with fewer than n negatives: drop them, or repeat their negatives.")
-def mine(data_path, split, out_dir, source, model, n, range_min, range_max, margin, relative_margin, sampling, seed, index, pad):
+@click.option("--shard-size", type=click.IntRange(min=1), default=None,
+              help="Encode a corpus larger than this in shards of this many docs; a killed encoding resumes by shard "
+                   "[default: 50000].")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Encode the corpus with this many CPU processes (sentence-transformers' multi-process pool).")
+def mine(data_path, split, out_dir, source, model, n, range_min, range_max, margin, relative_margin, sampling, seed, index, pad,
+         shard_size, processes):
     """Retrieved hard negatives: negatives.jsonl, train.jsonl + train_hf/ (sentence-transformers), flag.jsonl."""
     import time
     from collections import Counter
@@ -152,6 +158,7 @@ def mine(data_path, split, out_dir, source, model, n, range_min, range_max, marg
     rows = mine_negatives(
         ds, split, model, sources=("dense", "bm25") if source == "both" else (source,), n=n, range_min=range_min,
         range_max=range_max, margin=margin, relative_margin=relative_margin, sampling=sampling, seed=seed, index=index,
+        processes=processes, **({"shard_size": shard_size} if shard_size else {}),
     )
     write_jsonl(out_dir / "negatives.jsonl", rows)
     pairs = ds.positives(split)

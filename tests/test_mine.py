@@ -212,3 +212,23 @@ def test_cli_mine_writes_everything(tiny_encoder_path, tmp_path, monkeypatch):
     assert any((tmp_path / "cache" / "embeddings").rglob("*.npy"))  # the embedding cache was used
     bad = CliRunner().invoke(main, ["mine", "--out", str(out), "--model", model, "--range-min", "60"])
     assert bad.exit_code == 2 and "range_min" in bad.output
+
+
+def test_cli_mine_in_shards_matches_one_piece(tiny_encoder_path, tmp_path, monkeypatch):
+    """``--shard-size`` changes how the corpus is encoded, not the cache file or the negatives (up to float near-ties)."""
+    from cli import main
+
+    from syneg_dspy.store import read_jsonl
+
+    mined, caches = {}, {}
+    for label, extra in (("whole", []), ("shards", ["--shard-size", "200"])):
+        cache = tmp_path / label
+        monkeypatch.setenv("SYNEG_CACHE", str(cache))
+        out = tmp_path / f"mined-{label}"
+        result = CliRunner().invoke(main, ["mine", "--out", str(out), "--model", str(tiny_encoder_path), *extra])
+        assert result.exit_code == 0, result.output
+        mined[label] = [(r["qid"], r["doc_id"]) for r in read_jsonl(out / "negatives.jsonl")]
+        caches[label] = sorted(p.relative_to(cache) for p in (cache / "embeddings").rglob("*") if p.is_file())
+    assert caches["whole"] == caches["shards"] and len(caches["whole"]) == 2  # the .npy and its .json, no shards left
+    assert len(mined["whole"]) == len(mined["shards"])
+    assert sum(a == b for a, b in zip(mined["whole"], mined["shards"])) >= 0.95 * len(mined["whole"])

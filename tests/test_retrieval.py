@@ -6,8 +6,10 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from sentence_transformers import SentenceTransformer
 
 from syneg_dspy.errors import InputError
+from syneg_dspy.retrieval.embeddings import cache_path, shard_dir
 from syneg_dspy.retrieval import (
     BM25Index,
     DenseIndex,
@@ -76,6 +78,63 @@ def test_cache_key_changes_with_corpus_model_and_length(tiny_encoder_path, ds, t
     with torch.no_grad():
         next(other.parameters()).mul_(2)
     assert corpus_embeddings(other, ds, cache_dir=tmp_path, show_progress=False).encoded
+
+
+class Killed(Exception):
+    """Stands in for a kill in the middle of encoding."""
+
+
+def test_sharded_encoding_equals_unsharded_and_resumes_with_the_missing_shards(tiny_encoder_path, ds, tmp_path):
+    encoder = load_encoder(tiny_encoder_path)
+    whole = corpus_embeddings(encoder, ds, cache_dir=tmp_path / "whole", show_progress=False)
+    real, done = encoder.encode_document, []
+
+    def killed_after_three_shards(texts, **kw):
+        if len(done) == 3:
+            raise Killed
+        done.append(len(texts))
+        return real(texts, **kw)
+
+    encoder.encode_document = killed_after_three_shards
+    with pytest.raises(Killed):
+        corpus_embeddings(encoder, ds, cache_dir=tmp_path / "sharded", show_progress=False, shard_size=100)
+    path = cache_path(encoder, ds, tmp_path / "sharded")
+    shards = shard_dir(path, 100)
+    assert len(ds.corpus) == 640 and not path.exists()
+    assert sorted(p.name for p in shards.iterdir()) == ["00000.npy", "00001.npy", "00002.npy"]
+    (shards / "00001.npy").write_bytes(b"torn")  # a damaged shard is encoded again
+
+    encoder.encode_document = mock.Mock(wraps=real)
+    resumed = corpus_embeddings(encoder, ds, cache_dir=tmp_path / "sharded", show_progress=False, shard_size=100)
+    assert [len(c.args[0]) for c in encoder.encode_document.call_args_list] == [100, 100, 100, 100, 40]  # 1, 3-6
+    assert resumed.encoded and resumed.path == path and path.name == whole.path.name
+    assert resumed.doc_ids == whole.doc_ids
+    np.testing.assert_allclose(resumed.matrix, whole.matrix, atol=1e-6)
+    assert not shards.exists()  # assembled into the one cache file
+    again = corpus_embeddings(encoder, ds, cache_dir=tmp_path / "sharded", show_progress=False, shard_size=100)
+    assert not again.encoded and encoder.encode_document.call_count == 5
+
+
+def test_multi_process_encoding_equals_single_process(tiny_encoder_path, ds, tmp_path, monkeypatch):
+    ds = dataclasses.replace(ds, corpus={d: ds.corpus[d] for d in sorted(ds.corpus)[:120]})
+    encoder = load_encoder(tiny_encoder_path)
+    single = corpus_embeddings(encoder, ds, cache_dir=tmp_path / "one", show_progress=False)
+    start, pools = SentenceTransformer.start_multi_process_pool, []
+
+    def spy(self, devices):  # on the class: the encoder itself is pickled into the worker processes
+        pools.append(start(self, devices))
+        return pools[-1]
+
+    stop, stopped = SentenceTransformer.stop_multi_process_pool, []
+    monkeypatch.setattr(SentenceTransformer, "start_multi_process_pool", spy)
+    monkeypatch.setattr(SentenceTransformer, "stop_multi_process_pool", staticmethod(lambda pool: stopped.append(stop(pool))))
+    pooled = corpus_embeddings(encoder, ds, cache_dir=tmp_path / "two", show_progress=False, shard_size=50, processes=2)
+    assert len(pools) == 1 and len(pools[0]["processes"]) == 2  # one pool for all three shards
+    assert len(stopped) == 1  # and stopped
+    assert pooled.encoded and pooled.path.name == single.path.name
+    np.testing.assert_allclose(pooled.matrix, single.matrix, atol=1e-5)
+    with pytest.raises(InputError, match="at least 1"):
+        corpus_embeddings(encoder, ds, cache_dir=tmp_path / "three", shard_size=0)
 
 
 @pytest.fixture(scope="module")

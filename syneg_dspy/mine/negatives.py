@@ -24,7 +24,7 @@ from syneg_dspy.data.dataset import Dataset
 from syneg_dspy.errors import InputError
 from syneg_dspy.retrieval.bm25 import BM25Index
 from syneg_dspy.retrieval.dense import DenseIndex
-from syneg_dspy.retrieval.embeddings import corpus_embeddings, encode_queries
+from syneg_dspy.retrieval.embeddings import SHARD_SIZE, corpus_embeddings, encode_queries
 from syneg_dspy.retrieval.encoder import load_encoder
 
 SOURCES = ("dense", "bm25")
@@ -49,12 +49,15 @@ def mine_negatives(
     index: str = "flat",
     cache_dir: str | Path | None = None,
     show_progress: bool = True,
+    shard_size: int = SHARD_SIZE,
+    processes: int = 1,
 ) -> list[dict]:
     """Rows ``{qid, pos_id, doc_id, text, source, rank, score, pos_score}``, up to ``n`` per (query, positive).
 
     ``rank`` is the 0-based position among the query's surviving candidates for that source (the list
     the window indexes), so ``range_min <= rank < range_max``. With both sources the two windows are
     interleaved (dense first) and deduplicated before picking. BM25 never offers a doc scoring 0.
+    ``shard_size`` and ``processes`` go to :func:`corpus_embeddings` (resumable shards, a process pool).
     """
     _check(sources, n, range_min, range_max, sampling)
     pairs = ds.positives(split)
@@ -71,7 +74,8 @@ def mine_negatives(
     windows = {}
     for source in sources:
         if source == "dense":
-            retrieved = _dense(ds, qids, load_encoder(encoder), depth, index, cache_dir, show_progress)
+            emb_options = dict(cache_dir=cache_dir, show_progress=show_progress, shard_size=shard_size, processes=processes)
+            retrieved = _dense(ds, qids, load_encoder(encoder), depth, index, emb_options)
         else:
             retrieved = _bm25(ds, qids, depth)
         windows[source] = _windows(source, qids, positives, judged, retrieved, range_min, range_max, margin, relative_margin)
@@ -111,8 +115,8 @@ def _check(sources, n, range_min, range_max, sampling) -> None:
         raise InputError(f"cannot pick {n} negatives from a window of {range_max - range_min} ranks")
 
 
-def _dense(ds, qids, encoder, depth, index, cache_dir, show_progress) -> Retrieved:
-    emb = corpus_embeddings(encoder, ds, cache_dir=cache_dir, show_progress=show_progress)
+def _dense(ds, qids, encoder, depth, index, emb_options: dict) -> Retrieved:
+    emb = corpus_embeddings(encoder, ds, **emb_options)
     queries = encode_queries(encoder, [ds.queries[q] for q in qids])
     scores, ids = DenseIndex(emb.matrix, emb.doc_ids, index=index).search(queries, depth)
     row = emb.row_of()
