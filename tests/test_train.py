@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -122,3 +126,32 @@ def test_cli_train(ds, tiny, tmp_path):
                                        "--base-model", tiny, "--batch-size", "8", "--max-steps", "1"])
     assert result.exit_code == 0, result.output
     assert "1 steps" in result.output and (tmp_path / "out" / "model" / "modules.json").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_trains_ddp_on_two_cpu_processes(ds, tiny, tmp_path):
+    """The documented scale-out: ``torchrun --nproc_per_node 2 $(which syneg) train ...`` on CPU (gloo), no
+    distributed code of ours. Each process takes a batch of 8 per step, so a step covers 16 of the 64 rows."""
+    from syneg_dspy.store import write_jsonl
+
+    write_jsonl(tmp_path / "train.jsonl", random_negative_rows(ds)[:64])
+    bin_dir = Path(sys.executable).parent
+    out = tmp_path / "out"
+    cmd = [bin_dir / "torchrun", "--standalone", "--nproc_per_node", "2", bin_dir / "syneg", "train", "--train",
+           tmp_path / "train.jsonl", "--out", out, "--base-model", tiny, "--batch-size", "8", "--max-steps", "3",
+           "--lr", "1e-3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SYNEG_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(list(map(str, cmd)), env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    assert done.stdout.count("3 steps in") == 2  # both processes trained and returned
+    meta = json.loads((out / "train.json").read_text())
+    assert meta["world_size"] == 2 and meta["steps"] == 3
+    log = json.loads((out / "log_history.json").read_text())
+    first = next(e for e in log if e.get("step") == 1 and "loss" in e)
+    assert first["epoch"] == pytest.approx(16 / 64)  # 2 processes x 8 rows per step
+    model = SentenceTransformer(str(out / "model"), device="cpu")
+    assert model.encode(["a query"]).shape == (1, 64)
+    base = SentenceTransformer(tiny, device="cpu")
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
+    assert not (out / ".model.tmp").exists()

@@ -4,6 +4,10 @@ MultipleNegativesRankingLoss scores each anchor against every positive and negat
 so a duplicate text in a batch would be a false negative: the NO_DUPLICATES batch sampler prevents
 that. CachedMNRL (GradCache) gives large effective batches in little memory. The final model is a
 plain sentence-transformers folder; the loss curve is kept as JSON for the report.
+
+Launched by ``torchrun``/``accelerate launch``, the same code trains with DDP (transformers and accelerate
+set it up from the launcher's environment; gloo on CPU): each process takes ``batch_size`` rows per step,
+and only the main process writes the model and the JSON files.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class TrainResult:
     log_history: list[dict]
     train_seconds: float
     steps: int
+    world_size: int = 1  # processes that trained (DDP under torchrun / accelerate launch)
 
 
 def load_training_dataset(source):
@@ -213,12 +218,15 @@ def train(train_data, *, out_dir: str | Path, resume: bool = False, **options) -
     trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
     model_path = out_dir / "model"
+    result = TrainResult(str(model_path), trainer.state.log_history, seconds, trainer.state.global_step,
+                         trainer.args.world_size)
+    if not trainer.is_world_process_zero():  # DDP: the weights are identical on every process; one writes them
+        return result
     tmp = out_dir / ".model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.model.save(str(tmp))
     shutil.rmtree(model_path, ignore_errors=True)
     tmp.rename(model_path)  # never a half-written model folder under the final name
-    result = TrainResult(str(model_path), trainer.state.log_history, seconds, trainer.state.global_step)
     write_json(out_dir / "log_history.json", result.log_history)
     write_json(out_dir / "train.json", {k: v for k, v in asdict(result).items() if k != "log_history"})
     return result
