@@ -92,7 +92,7 @@ def test_a_server_that_always_fails_is_routed_around(layout, lenient_guard, tmp_
     with FakeOpenAI(always_500) as broken, FakeOpenAI(syneg_reply) as good:
         if layout == "retry_in_group":  # two deployments of one group: retries go to the healthy one
             config = write_config(tmp_path / "router.yaml", [deployment("qwen", broken.url), deployment("qwen", good.url)],
-                                  num_retries=2)
+                                  num_retries=2, allowed_fails=0)
         else:  # a group on the broken server only, falling back to another group
             config = write_config(tmp_path / "router.yaml", [deployment("qwen", broken.url), deployment("backup", good.url)],
                                   num_retries=0, fallbacks=[{"qwen": ["backup"]}])
@@ -192,3 +192,16 @@ def test_cli_backends_check_through_the_router(tmp_path):
     bad = CliRunner().invoke(main, ["backends", "check", "--lm", "router/nope", "--router-config", str(config)])
     assert bad.exit_code == 2
     assert bad.stderr.strip().splitlines() == [f"error: {config}: no model group 'nope' (groups: qwen)"]
+
+
+def test_the_readme_fleet_config_builds_a_router(tmp_path, monkeypatch):
+    """The vLLM fleet example in README's Scale-out section is a config the Router accepts."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("## Scale-out", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "fleet.yaml").write_text(example)
+    monkeypatch.setenv("VLLM_API_KEY", "sk-vllm-dummy")
+    from syneg_dspy.lm.router import check_group
+
+    loaded = check_group("qwen", tmp_path / "fleet.yaml")
+    assert loaded.groups == ["qwen", "qwen-small"] and len(loaded.router.model_list) == 3
+    assert make_lm("router/qwen", router_config=tmp_path / "fleet.yaml").model == "router/qwen"
