@@ -13,7 +13,8 @@ WIDE = {"COLUMNS": "200"}  # rich wraps tables at 80 columns otherwise
 def test_backends_lists_every_kind():
     result = CliRunner().invoke(main, ["backends"], env=WIDE)
     assert result.exit_code == 0, result.output
-    for name in ("local/qwen2.5-coder-0.5b", "local/qwen2.5-coder-1.5b", "local/<path>.gguf", "scripted/<name>", "<provider>/<model>"):
+    for name in ("local/qwen2.5-coder-0.5b", "local/qwen2.5-coder-1.5b", "local/<path>.gguf", "scripted/<name>",
+                 "router/<model_group>", "<provider>/<model>"):
         assert name in result.output
 
 
