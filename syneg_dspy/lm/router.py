@@ -24,7 +24,7 @@ from pathlib import Path
 
 import litellm
 import yaml
-from litellm.llms.custom_llm import CustomLLM, CustomLLMError
+from litellm.llms.custom_llm import CustomLLM
 
 from syneg_dspy.errors import InputError
 
@@ -179,10 +179,7 @@ class RouterLLM(CustomLLM):
 
     def completion(self, model: str, messages: list, *args, optional_params: dict, litellm_params=None, **kwargs):
         loop, call = self._call(model, messages, optional_params, litellm_params)
-        if not loop.is_running():
-            call.close()
-            raise CustomLLMError(status_code=500, message="router event loop is not running")
-        return asyncio.run_coroutine_threadsafe(call, loop).result()
+        return asyncio.run_coroutine_threadsafe(call, loop).result()  # queued even if the loop is still starting
 
     async def acompletion(self, model: str, messages: list, *args, optional_params: dict, litellm_params=None,
                           **kwargs):
