@@ -15,6 +15,7 @@ and its async HTTP clients stay bound to one loop while many generation threads 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import json
 import os
@@ -150,9 +151,27 @@ def load_router(path: str | Path | None = None) -> LoadedRouter:
             raise InputError(f"litellm.Router rejected the config: {_scrub(str(err), config)}", file=path) from None
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, name=f"syneg-router-{path.name}", daemon=True).start()
+        atexit.register(_stop, loop)
         groups = sorted({entry["model_name"] for entry in config["model_list"]})
         _routers[key] = LoadedRouter(path, router, groups, loop)
         return _routers[key]
+
+
+def _stop(loop: asyncio.AbstractEventLoop) -> None:
+    """At exit: cancel what LiteLLM left running on the loop (its logging worker), so no pending task is
+    destroyed with the interpreter."""
+
+    async def cancel_all() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(timeout=2)
+    except Exception:  # exiting anyway
+        pass
+    loop.call_soon_threadsafe(loop.stop)
 
 
 def check_group(model_group: str, path: str | Path | None = None) -> LoadedRouter:
