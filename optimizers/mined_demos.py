@@ -15,7 +15,8 @@ import dspy
 from programs.attributes import sample_attributes
 from programs.syneg import SyNeg
 from syneg_dspy.data.dataset import Dataset
-from syneg_dspy.generate.runner import POSITIVE_WORDS, excerpt
+from programs.syneg import excerpt
+from syneg_dspy.generate.runner import POSITIVE_WORDS
 
 REASONING = "It shares the query's subject and key terms but studies another question, so it gives no evidence on the query."
 

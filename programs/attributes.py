@@ -33,13 +33,15 @@ NEAR_MISSES = {
     "passing_mention": "mentions the query's subject only in passing while discussing something else",
 }
 
-# How the negative is made. Free generation is the paper's; the rewrites give a small model a real
-# corpus passage to edit locally, so the result keeps the corpus' style (see RewriteNegative).
+# How the negative is made. Free generation is the paper's; a rewrite asks only for one phrase
+# replacement in a real corpus passage, applied by code, so the result keeps the corpus' style and
+# length (see RewriteNegative).
 STRATEGIES = {
     "generate": "write a new passage",
-    "rewrite_mined": "the source is a retrieved passage that does not answer the query; edit it to look more "
-    "relevant to the query, still without answering it",
-    "rewrite_positive": "the source answers the query; change its decisive detail so it no longer does",
+    "rewrite_mined": "the source does not answer the query; replace a term of the source with a key term of "
+    "the query, so the source looks relevant but still does not answer",
+    "rewrite_positive": "the source answers the query; replace the source's words for the query's key entity or "
+    "condition with a different one, so it no longer answers",
 }
 
 

@@ -27,18 +27,20 @@ class GenerateNegative(dspy.Signature):
 
 
 class RewriteNegative(dspy.Signature):
-    """Make a hard negative for a search query by editing a source passage.
+    """Make a hard negative for a search query with one small edit of a source passage.
 
     A hard negative looks relevant to the query but does NOT answer it and gives no evidence for
-    or against it. Make a short, local edit to the source as the strategy and near-miss say:
-    swap an entity, change a condition, population or outcome, or shift the topic. Keep the
-    source's style and most of its words. Do not restate the query.
-    Return only the edited passage as plain text."""
+    or against it. Choose one of the source's phrases (a name, number, condition, population or
+    outcome) and the words to write instead, as the strategy and near-miss say. Every occurrence
+    of the phrase is replaced; the rest of the source stays as it is."""
 
     query: str = dspy.InputField(desc="the search query")
     source: str = dspy.InputField(desc="the passage to edit")
+    phrases: list[str] = dspy.InputField(desc="phrases of the source that may be replaced")
     attributes: str = dspy.InputField(desc="the strategy and the kind of negative to make")
-    negative: str = dspy.OutputField(desc="the edited passage")
+    issues: str = dspy.InputField(desc="what was wrong with an earlier edit, or 'none'")
+    find: str = dspy.OutputField(desc="one of the phrases, copied exactly")
+    replace: str = dspy.OutputField(desc="the words to write instead of that phrase")
 
 
 class CritiqueNegative(dspy.Signature):

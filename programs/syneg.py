@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from difflib import SequenceMatcher
 from pathlib import Path
 
 import dspy
@@ -16,22 +18,37 @@ import dspy
 from programs.attributes import Attributes
 from programs.signatures import CritiqueNegative, GenerateNegative, InferDomain, ReviseNegative, RewriteNegative
 from syneg_dspy.errors import InputError
+from syneg_dspy.text import phrases
+
+# A rewrite is shown its source's opening (the edit still applies to all of it): enough context to
+# pick a phrase, and a short prompt for a small model.
+SOURCE_WORDS = 120
+FUZZY_MATCH = 0.8  # see apply_edit
+# Phrases offered for replacement: small models asked to copy a phrase from the passage quoted the
+# query or whole sentences instead; picking from a short list they manage.
+PHRASES = 12
+# "{query}", "<key term>", "replacement_value": small models fill in a template instead of words.
+PLACEHOLDER = re.compile(r"[{}<>\[\]]|[a-z]_[a-z]")
 
 
 class SyNeg(dspy.Module):
     """Multi-attribute self-reflection: draft → critique → (revise → critique)* within ``max_rounds``.
 
-    The draft comes from ``generate`` (free writing) or, for the ``rewrite_*`` strategies, from
-    ``rewrite`` editing ``source``. ``rounds`` counts critiques; a negative that never passes is
-    returned with ``passed=False`` after ``max_rounds`` critiques, for the guard to reject. When the
-    source is the positive, copying it is the method, so the critique's ``copies_positive`` is ignored.
+    The draft comes from ``generate`` (free writing) or, for the ``rewrite_*`` strategies, from one
+    phrase replacement that ``rewrite`` picks and code applies to ``source`` (a 0.5B model asked to
+    rewrite a whole passage returned it unchanged or drifted; naming one phrase it can do), and its
+    revision is a new edit. ``rounds`` counts critiques (an edit that cannot be applied is a round
+    without an LM call); a negative that never passes is returned with ``passed=False`` after
+    ``max_rounds``, for the guard to reject. When the source is the positive, keeping its words is
+    the method, so the critique's ``copies_positive`` is ignored.
     """
 
-    def __init__(self, max_rounds: int = 2):
+    def __init__(self, max_rounds: int = 2, source_words: int = SOURCE_WORDS):
         super().__init__()
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
         self.max_rounds = max_rounds
+        self.source_words = source_words
         self.generate = dspy.Predict(GenerateNegative)
         self.rewrite = dspy.Predict(RewriteNegative)
         self.critique = dspy.Predict(CritiqueNegative)
@@ -45,28 +62,36 @@ class SyNeg(dspy.Module):
             attributes = Attributes.from_dict(attributes)
         described = attributes if isinstance(attributes, str) else attributes.describe()
         strategy = "generate" if isinstance(attributes, str) else attributes.strategy
+        if strategy != "generate" and not source:
+            raise ValueError(f"strategy {strategy} needs a source passage")
 
+        issue, edit = None, None  # a rewrite's last edit, and why it could not be applied (no critique call then)
         if strategy == "generate":
             draft = self.generate(query=query, positive=positive, attributes=described)
-            reasoning = draft.reasoning
+            negative, reasoning = _clean(draft.negative), draft.reasoning
         else:
-            if not source:
-                raise ValueError(f"strategy {strategy} needs a source passage")
-            draft, reasoning = self.rewrite(query=query, source=source, attributes=described), ""
-        negative, history = _clean(draft.negative), []
+            negative, edit, issue = self._rewrite(query, source, described, "none")
+            reasoning = ""
+        history: list[dict] = []
         for round_ in range(1, self.max_rounds + 1):
-            critique = self.critique(query=query, positive=positive, negative=negative)
-            verdict = {k: critique[k] for k in ("answers_query", "on_topic", "copies_positive", "issues")}
-            if strategy == "rewrite_positive":
-                verdict["copies_positive"] = False
+            if issue:
+                verdict = {"answers_query": False, "on_topic": False, "copies_positive": False, "issues": issue}
+            else:
+                critique = self.critique(query=query, positive=positive, negative=negative)
+                verdict = {k: critique[k] for k in ("answers_query", "on_topic", "copies_positive", "issues")}
+                if strategy == "rewrite_positive":
+                    verdict["copies_positive"] = False
             passed = bool(verdict["on_topic"]) and not verdict["answers_query"] and not verdict["copies_positive"]
             history.append({"round": round_, "negative": negative, "critique": verdict, "passed": passed})
             if passed or round_ == self.max_rounds:
                 break
-            revised = self.revise(
-                query=query, positive=positive, negative=negative, issues=verdict["issues"], attributes=described
-            )
-            negative = _clean(revised.revised)
+            if strategy == "generate":
+                revised = self.revise(
+                    query=query, positive=positive, negative=negative, issues=verdict["issues"], attributes=described
+                )
+                negative = _clean(revised.revised)
+            else:
+                negative, edit, issue = self._rewrite(query, source, described, verdict["issues"])
         return dspy.Prediction(
             negative=negative,
             reasoning=reasoning,
@@ -74,7 +99,26 @@ class SyNeg(dspy.Module):
             passed=passed,
             critique=verdict,
             history=history,
+            edit=edit,
+            edit_issue=issue,
         )
+
+    def _rewrite(self, query: str, source: str, described: str, issues: str) -> tuple[str, dict, str | None]:
+        """Ask for one phrase replacement in the source's opening; apply it to the whole source."""
+        shown = excerpt(source, self.source_words)
+        out = self.rewrite(query=query, source=shown, phrases=phrases(shown, PHRASES), attributes=described,
+                           issues=issues)
+        edit = {"find": _clean(out.find), "replace": _clean(out.replace)}
+        if not edit["find"] or edit["find"].lower() == edit["replace"].lower():
+            return "", edit, "the edit changed nothing: name a phrase of the source and a different replacement"
+        if not edit["replace"]:  # seen at a passage's start: what is left is the source, cut
+            return "", edit, "the replacement is empty: write the words to put instead of the phrase"
+        if PLACEHOLDER.search(edit["replace"]):
+            return "", edit, f"{edit['replace']!r} is a placeholder: write the actual words"
+        edited = apply_edit(source, edit["find"], edit["replace"])
+        if edited is None:
+            return "", edit, f"the phrase {edit['find']!r} is not in the source: copy one of the phrases exactly"
+        return edited, edit, None
 
     def domain(self, passages: list[str]) -> str:
         """The corpus domain from sample passages: first line, quotes stripped, at most five words
@@ -92,6 +136,37 @@ def load_program(path: str | Path | None = None, *, max_rounds: int = 2) -> SyNe
         except (ValueError, KeyError, TypeError) as err:  # json.JSONDecodeError is a ValueError
             raise InputError(f"not a saved SyNeg program: {err}", path) from None
     return program
+
+
+def excerpt(text: str, words: int | None) -> str:
+    """The first ``words`` words of ``text`` (all of it for None)."""
+    return text if words is None else " ".join(text.split()[:words])
+
+
+def apply_edit(source: str, find: str, replace: str, min_ratio: float = FUZZY_MATCH) -> str | None:
+    """``source`` with ``find`` replaced by ``replace``; None when no span of the source matches.
+
+    Every exact occurrence is replaced (case and spacing may differ). Failing that, the one span of
+    about as many words that reads most like ``find`` (difflib ratio >= ``min_ratio``): small models
+    copy a phrase with a word or two changed, and the span they meant is still clear.
+    """
+    pattern = re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, find.split())) + r"(?!\w)", re.IGNORECASE)
+    if pattern.search(source):
+        return pattern.sub(lambda _: replace, source)
+    words, target = source.split(), " ".join(find.lower().split())
+    n = len(target.split())
+    best, span = 0.0, (0, 0)
+    for size in range(max(1, n - 2), n + 3):
+        for start in range(0, max(1, len(words) - size + 1)):
+            ratio = SequenceMatcher(None, " ".join(words[start:start + size]).lower(), target).ratio()
+            if ratio > best:
+                best, span = ratio, (start, start + size)
+    if best < min_ratio:
+        return None
+    end = words[span[1] - 1][-1]
+    if end in ".;:," and not replace.endswith(end):  # the span's sentence punctuation stays
+        replace += end
+    return " ".join(words[: span[0]] + [replace] + words[span[1]:])
 
 
 def _clean(text: str | None) -> str:

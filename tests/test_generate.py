@@ -8,14 +8,13 @@ from click.testing import CliRunner
 from programs import SyNeg
 from syneg_dspy.data import Dataset, load_dataset
 from syneg_dspy.generate import Guard, generate_negatives
-from syneg_dspy.generate.runner import SOURCE_WORDS, excerpt
 from syneg_dspy.lm import make_lm, register_script
 from syneg_dspy.retrieval import load_encoder
 from syneg_dspy.store import read_jsonl
 from tests.test_program import critique, fields, step
 
 ROW_KEYS = {"key", "qid", "pos_id", "query", "text", "attributes", "rounds", "verdict", "reject_reason", "llm_calls",
-            "tokens", "latency_s", "program_hash", "lm", "scores", "critique", "error", "source"}
+            "tokens", "latency_s", "program_hash", "lm", "scores", "critique", "error", "source", "edit"}
 GOOD = ("Zebrafish fin regeneration depends on Wnt signalling in the blastema, whereas retinoic acid controls "
         "the pattern of regenerated rays.")
 
@@ -51,7 +50,8 @@ def script(name, negative, *, answers=lambda query: False, domain="biomedical re
         if kind == "revise":
             return json.dumps({"revised": f["negative"]})
         if kind == "rewrite":
-            return json.dumps({"negative": negative(f["query"], f["source"], f["attributes"])})
+            find, replace = negative(f["query"], f["source"], f["attributes"])
+            return json.dumps({"find": find, "replace": replace})
         return json.dumps({"reasoning": "near miss", "negative": negative(f["query"], f["positive"], f["attributes"])})
 
     register_script(name, fn)
@@ -264,35 +264,49 @@ def test_embedded_llm_end_to_end(ds, guard, tmp_path):
     print(json.dumps({"summary": summary.to_dict(), "rows": rows}, indent=1))
 
 
-def edit(query, source, attributes):
-    """A rewrite that swaps one word of its source (a local edit)."""
-    words = source.split()
-    return " ".join(words[:3] + ["zebrafish"] + words[4:])
-
-
 def test_rewrite_mined_edits_each_pairs_retrieved_negatives(ds, guard, tmp_path):
     pairs = ds.positives("train")
     mined = [d for d in sorted(ds.corpus) if d not in {p for _, p in pairs}][:6]
     sources = {pairs[0]: [ds.doc_text(mined[0]), ds.doc_text(mined[1])], pairs[1]: [ds.doc_text(mined[2])]}
-    lm = script("gen-rewrite", lambda q, src, attrs: edit(q, src, attrs) if "strategy:" in attrs else good(q, src, attrs))
+
+    def negative(query, source, attributes):
+        if "strategy:" in attributes:  # a rewrite: replace the source's fourth word
+            return source.split()[3], "zebrafish"
+        return good(query, source, attributes)
+
     out = tmp_path / "negatives.jsonl"
-    summary = generate_negatives(ds, "train", SyNeg(), lm, out, guard=guard, per_query=2, domain="biomedical research",
-                                 strategies=("rewrite_mined",), sources=sources, progress=False)
+    summary = generate_negatives(ds, "train", SyNeg(), script("gen-rewrite", negative), out, guard=guard, per_query=2,
+                                 domain="biomedical research", strategies=("rewrite_mined",), sources=sources,
+                                 progress=False)
     rows = {(r["qid"], r["key"].split("|")[2]): r for r in read_jsonl(out)}
     q0, q1 = pairs[0][0], pairs[1][0]
-    # the index-th retrieved negative (cycling), cut to its first SOURCE_WORDS words, is what gets edited
-    assert rows[(q0, "0")]["source"] == excerpt(ds.doc_text(mined[0]), SOURCE_WORDS)
-    assert rows[(q0, "1")]["source"] == excerpt(ds.doc_text(mined[1]), SOURCE_WORDS)
-    assert rows[(q1, "0")]["source"] == rows[(q1, "1")]["source"] == excerpt(ds.doc_text(mined[2]), SOURCE_WORDS)
-    assert all("zebrafish" in rows[k]["text"] for k in rows if k[0] in (q0, q1))
+    # the index-th retrieved negative (cycling) is the source, edited in place
+    assert rows[(q0, "0")]["source"] == ds.doc_text(mined[0]) and rows[(q0, "1")]["source"] == ds.doc_text(mined[1])
+    assert rows[(q1, "0")]["source"] == rows[(q1, "1")]["source"] == ds.doc_text(mined[2])
+    row = rows[(q0, "0")]
+    assert row["verdict"] == "accepted" and "zebrafish" in row["text"]
+    assert len(row["text"].split()) >= len(row["source"].split()) - 1  # the whole passage, not an excerpt
+    # the second item of q1 makes the same edit of the same source: a duplicate
+    assert rows[(q1, "1")]["reject_reason"] == "duplicate"
     # pairs without retrieved negatives fall back to free generation, and say so
     others = [r for k, r in rows.items() if k[0] not in (q0, q1)]
     assert others and all(r["attributes"]["strategy"] == "generate" and r["source"] is None for r in others)
     assert all("|rewrite_mined|" in r["key"] for k, r in rows.items() if k[0] in (q0, q1))
-    assert set(summary.by_strategy) == {"rewrite_mined", "generate"}
-    assert summary.by_strategy["rewrite_mined"]["items"] == 4 and summary.by_strategy["generate"]["items"] == 4
+    assert summary.by_strategy["rewrite_mined"] == {"items": 4, "accepted": 3, "llm_calls": 8,
+                                                    "llm_calls_per_accepted": 2.67}
+    assert summary.by_strategy["generate"]["items"] == 4
     assert set(summary.separability) == {"rewrite_mined", "generate", "all"}
     assert summary.separability["all"]["n"] == summary.accepted and summary.separability["all"]["auc"] is None  # < 10
+
+
+def test_edit_that_never_applies_is_rejected_as_bad_edit(ds, guard, tmp_path):
+    pair = ds.positives("train")[0]
+    lm = script("gen-bad-edit", lambda q, src, attrs: ("no such phrase", "x"))
+    out = tmp_path / "negatives.jsonl"
+    summary = generate_negatives(ds, "train", SyNeg(max_rounds=2), lm, out, guard=guard, limit=1,
+                                 domain="biomedical research", strategies=("rewrite_positive",), progress=False)
+    assert summary.rejected == {"bad_edit": 1} and summary.llm_calls == 2  # two edits, no critique
+    assert read_jsonl(out)[0]["source"] == ds.doc_text(pair[1])
 
 
 def test_cli_generate_strategy_errors(sample_path, tmp_path):

@@ -7,6 +7,8 @@ import dspy
 import pytest
 
 from programs import Attributes, SyNeg, program_hash, sample_attributes
+from programs.syneg import apply_edit
+from syneg_dspy.text import phrases
 from programs.attributes import DIFFICULTIES, LENGTHS, NEAR_MISSES, STRATEGIES, parse_strategies
 from syneg_dspy.lm import make_lm, register_script
 
@@ -167,10 +169,14 @@ def test_strategy_is_sampled_like_any_attribute():
 
 
 REWRITE = dict(INPUTS, attributes=Attributes("hard", "short", "entity_swap", strategy="rewrite_mined"),
-               source="A cohort of 900 children found calcium intake unrelated to growth in height.")
+               source="A cohort of 900 children found calcium intake unrelated to growth in height. Calcium did not help.")
 
 
-def test_rewrite_edits_the_source_without_reasoning_and_critique_sees_the_positive():
+def edit(find, replace):
+    return json.dumps({"find": find, "replace": replace})
+
+
+def test_rewrite_asks_for_one_replacement_applied_to_the_whole_source():
     prompts = []
 
     def fn(messages, kwargs):
@@ -178,24 +184,69 @@ def test_rewrite_edits_the_source_without_reasoning_and_critique_sees_the_positi
         if step(messages) == "critique":
             return critique()
         assert step(messages) == "rewrite"
-        return json.dumps({"negative": "A cohort of 900 adults found vitamin D intake unrelated to growth in height."})
+        return edit("calcium", "vitamin D")
 
-    pred = run(SyNeg(), scripted("prog-rewrite", fn), **REWRITE)
-    assert pred.passed and pred.reasoning == "" and pred.negative.startswith("A cohort of 900 adults")
+    pred = run(SyNeg(source_words=5), scripted("prog-rewrite", fn), **REWRITE)
+    assert pred.passed and pred.reasoning == "" and pred.rounds == 1 and len(prompts) == 2
+    # every occurrence, whatever its case; the rest of the source unchanged
+    assert pred.negative == ("A cohort of 900 children found vitamin D intake unrelated to growth in height. "
+                             "vitamin D did not help.")
     rewrite, crit = fields(prompts[0]), fields(prompts[1])
-    assert rewrite["source"] == REWRITE["source"] and "positive" not in rewrite
+    assert rewrite["source"] == "A cohort of 900 children" and "positive" not in rewrite  # the opening only
+    assert json.loads(rewrite["phrases"]) == ["cohort", "900 children", "900"]
+    assert rewrite["issues"] == "none"
     assert "strategy: rewrite_mined" in rewrite["attributes"] and "sentences" not in rewrite["attributes"]
-    assert crit["positive"] == INPUTS["positive"]
+    assert crit["positive"] == INPUTS["positive"] and crit["negative"] == pred.negative
     with pytest.raises(ValueError, match="source"):
         run(SyNeg(), scripted("prog-rewrite", fn), **dict(REWRITE, source=None))
+
+
+def test_an_edit_that_cannot_be_applied_is_retried_without_a_critique_call():
+    calls, issues = [], []
+
+    def fn(messages, kwargs):
+        calls.append(step(messages))
+        if step(messages) == "critique":
+            return critique()
+        issues.append(fields(messages)["issues"])
+        return [edit("vitamin C", "zinc"), edit("children", "children"), edit("calcium", "{query}"),
+                edit("A cohort", ""), edit("900  Children", "12 mice")][len(issues) - 1]
+
+    pred = run(SyNeg(max_rounds=5), scripted("prog-bad-edit", fn), **REWRITE)
+    assert calls == ["rewrite"] * 5 + ["critique"]
+    assert "not in the source" in issues[1] and "changed nothing" in issues[2] and "placeholder" in issues[3]
+    assert "empty" in issues[4]
+    assert pred.passed and pred.rounds == 5 and pred.negative.startswith("A cohort of 12 mice found calcium")
+    assert pred.edit == {"find": "900  Children", "replace": "12 mice"}
+    assert pred.edit_issue is None
+    # out of rounds with no applicable edit: no negative, and the reason
+    never = run(SyNeg(max_rounds=2), scripted("prog-never-edit", lambda m, k: edit("absent", "x")), **REWRITE)
+    assert never.negative == "" and not never.passed and "not in the source" in never.edit_issue
 
 
 def test_rewriting_the_positive_is_not_failed_for_copying_it():
     def fn(messages, kwargs):
         if step(messages) == "critique":
             return critique(copies=True)
-        return json.dumps({"negative": "A trial of 2,000 adults over 70 found vitamin K lowered hip fractures."})
+        return edit("calcium", "iron")
 
     attrs = Attributes("hard", "short", "entity_swap", strategy="rewrite_positive")
     assert run(SyNeg(), scripted("prog-rw-pos", fn), **dict(REWRITE, attributes=attrs)).passed
     assert not run(SyNeg(max_rounds=1), scripted("prog-rw-pos", fn), **REWRITE).passed  # rewrite_mined must not copy
+
+
+def test_apply_edit_exact_everywhere_then_the_closest_span():
+    src = "Mesh surgeries are counted among frequent surgical procedures. Meshes and mesh repair differ."
+    assert apply_edit(src, "MESH", "net") == (
+        "net surgeries are counted among frequent surgical procedures. Meshes and net repair differ.")  # whole words
+    # a phrase quoted with a word changed still finds its span; the span's full stop stays
+    assert apply_edit(src, "mesh implants are counted among frequent surgical procedures", "Stents fail") == (
+        "Stents fail. Meshes and mesh repair differ.")
+    assert apply_edit(src, "vitamin D lowers fracture risk", "x") is None
+
+
+def test_phrases_are_topic_runs_and_entities_in_order():
+    text = "Folate and vitamin B6 from diet in relation to coronary heart disease. However, HIV-1 load was low."
+    assert phrases(text, 20) == ["Folate", "vitamin B6", "B6", "diet", "relation", "coronary heart disease",
+                                 "HIV-1 load", "HIV-1"]  # "low": too short to be worth replacing
+    assert phrases(text, 3) == ["Folate", "vitamin B6", "B6"]

@@ -7,7 +7,6 @@ encoder (and, optionally, a separate judge LM) and names the first reason it rej
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -16,28 +15,12 @@ from typing import Any, NamedTuple, Sequence
 import dspy
 
 from programs.signatures import CritiqueNegative
-
-_WORD = re.compile(r"\w+(?:[-']\w+)*")
-# Function words carry no topic; overlap on them says nothing about copying.
-_STOP = frozenset(
-    "a an and are as at be been but by can could did do does for from had has have how if in into is it its "
-    "may might no not of on or our so such than that the their then there these they this those to was we were "
-    "what when where which while who whom why will with would".split()
-)
-
+from syneg_dspy.text import content, words
 
 class Verdict(NamedTuple):
     accepted: bool
     reason: str | None
     scores: dict[str, float]
-
-
-def _words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def _content(words: list[str]) -> set[str]:
-    return {w for w in words if w not in _STOP}
 
 
 def _containment(part: set[str], whole: set[str]) -> float:
@@ -70,8 +53,8 @@ class Guard:
       for ``rewrite_positive``, whose output keeps the positive's words by design; its encoder
       checks below still apply.
     - ``max_source_run``: a rewrite whose longest verbatim run from its source is at least this
-      share of it was not edited → ``unchanged_source`` (for ``rewrite_mined`` it is the retrieved
-      negative itself, not a synthetic one).
+      share of it is the source or a cut of it, not an edit → ``unchanged_source`` (for
+      ``rewrite_mined``, the retrieved negative itself).
     - ``max_positive_cosine``: encoder cosine(negative, positive) → ``copies_positive``.
     - ``score_margin``: cosine(query, negative) ≥ cosine(query, positive) + margin →
       ``outscores_positive``; the base retriever already prefers it, so it is likely relevant.
@@ -89,7 +72,7 @@ class Guard:
     max_positive_run: float = 0.5
     max_positive_cosine: float = 0.9
     max_query_containment: float = 0.8
-    max_source_run: float = 0.99
+    max_source_run: float = 1.0
     score_margin: float = 0.0
     max_duplicate_cosine: float = 0.95
     use_critique: bool = True
@@ -113,20 +96,20 @@ class Guard:
     ) -> Verdict:
         """Verdict for one negative; ``accepted`` holds the negatives already kept for this query,
         ``source`` the passage a ``rewrite_*`` strategy edited."""
-        words = _words(negative)
-        scores: dict[str, float] = {"words": float(len(words))}
-        if not words:
+        tokens = words(negative)
+        scores: dict[str, float] = {"words": float(len(tokens))}
+        if not tokens:
             return Verdict(False, "empty", scores)
-        if len(words) < self.min_words:
+        if len(tokens) < self.min_words:
             return Verdict(False, "too_short", scores)
-        flat = " ".join(words)
+        flat = " ".join(tokens)
         if any(f" {phrase} " in f" {flat} " for phrase in self.meta_phrases):
             return Verdict(False, "meta_text", scores)
 
-        neg_content, pos_words = _content(words), _words(positive)
-        scores["positive_containment"] = _containment(neg_content, _content(pos_words))
-        scores["positive_run"] = _longest_run(words, pos_words)
-        scores["query_containment"] = _containment(neg_content, _content(_words(query)))
+        neg_content, pos_words = content(tokens), words(positive)
+        scores["positive_containment"] = _containment(neg_content, content(pos_words))
+        scores["positive_run"] = _longest_run(tokens, pos_words)
+        scores["query_containment"] = _containment(neg_content, content(words(query)))
         if scores["query_containment"] >= self.max_query_containment:  # before copies: claims reuse the positive's words
             return Verdict(False, "restates_query", scores)
         if strategy != "rewrite_positive" and (
@@ -135,7 +118,7 @@ class Guard:
         ):
             return Verdict(False, "copies_positive", scores)
         if source:
-            scores["source_run"] = _longest_run(words, _words(source))
+            scores["source_run"] = _longest_run(tokens, words(source))
             if scores["source_run"] >= self.max_source_run:
                 return Verdict(False, "unchanged_source", scores)
 

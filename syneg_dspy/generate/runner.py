@@ -23,10 +23,10 @@ from dspy.utils.exceptions import AdapterParseError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from programs.attributes import Attributes, sample_attributes
-from programs.syneg import SyNeg, program_hash
+from programs.syneg import SyNeg, excerpt, program_hash
 from syneg_dspy.data.dataset import Dataset
 from syneg_dspy.evaluate.separability import separability_by_strategy
-from syneg_dspy.generate.guard import Guard
+from syneg_dspy.generate.guard import Guard, Verdict
 from syneg_dspy.store import JsonlStore, write_json
 
 DOMAIN_SAMPLE = 5  # passages shown to InferDomain
@@ -35,9 +35,6 @@ PASSAGE_CHARS = 600  # of each sample passage
 # sample with the 0.5B: full abstracts were copied in 3 of 5 items), and the prompt halves. The guard
 # still compares against the whole positive.
 POSITIVE_WORDS = 40
-# A rewrite sees this much of its source and returns about as much: enough to keep the corpus' style
-# (SciFact abstracts run ~200 words), short enough for a 0.5B model to edit without drifting.
-SOURCE_WORDS = 80
 
 
 @dataclass(frozen=True)
@@ -121,8 +118,7 @@ def mined_sources(rows: Sequence[dict]) -> dict[tuple[str, str], list[str]]:
 
 def plan_items(ds: Dataset, split: str, phash: str, *, per_query: int, seed: int, domain: str | None,
                limit: int | None = None, strategies: Sequence[str] = ("generate",),
-               sources: Mapping[tuple[str, str], Sequence[str]] | None = None,
-               source_words: int | None = SOURCE_WORDS) -> list[Item]:
+               sources: Mapping[tuple[str, str], Sequence[str]] | None = None) -> list[Item]:
     """Every requested item: ``per_query`` attribute sets for each of the first ``limit`` (query, positive) pairs.
 
     ``rewrite_mined`` items edit the pair's ``index``-th retrieved negative from ``sources`` (cycling);
@@ -137,11 +133,11 @@ def plan_items(ds: Dataset, split: str, phash: str, *, per_query: int, seed: int
             source = None
             if attributes.strategy == "rewrite_mined":
                 if mined:
-                    source = excerpt(mined[index % len(mined)], source_words)
+                    source = mined[index % len(mined)]
                 else:
                     attributes = replace(attributes, strategy="generate")
             elif attributes.strategy == "rewrite_positive":
-                source = excerpt(positive, source_words)
+                source = positive
             key = item_key(qid, pos_id, index, attributes.strategy, phash)
             items.append(Item(key, qid, pos_id, ds.queries[qid], positive, attributes, source))
     return items
@@ -149,11 +145,6 @@ def plan_items(ds: Dataset, split: str, phash: str, *, per_query: int, seed: int
 
 def _failure_reason(err: Exception) -> str:
     return "parse_error" if isinstance(err, AdapterParseError) else type(err).__name__
-
-
-def excerpt(text: str, words: int | None) -> str:
-    """The first ``words`` words of ``text`` (all of it for None)."""
-    return text if words is None else " ".join(text.split()[:words])
 
 
 def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: list[str], phash: str,
@@ -177,6 +168,7 @@ def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: l
         "lm": lm.model,
         "scores": {},
         "critique": None,
+        "edit": None,  # a rewrite's phrase replacement
         "error": None,
     }
     start = time.perf_counter()
@@ -185,8 +177,11 @@ def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: l
         try:
             pred = program(query=item.query, positive=excerpt(item.positive, positive_words), attributes=item.attributes,
                            source=item.source)
-            verdict = guard.check(item.query, item.positive, pred.negative, critique=pred.critique, accepted=accepted,
-                                  source=item.source, strategy=item.attributes.strategy)
+            if pred.edit_issue:  # a rewrite whose last edit could not be applied: nothing to guard
+                verdict = Verdict(False, "bad_edit", {})
+            else:
+                verdict = guard.check(item.query, item.positive, pred.negative, critique=pred.critique,
+                                      accepted=accepted, source=item.source, strategy=item.attributes.strategy)
             row.update(
                 text=pred.negative,
                 rounds=pred.rounds,
@@ -194,6 +189,7 @@ def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: l
                 reject_reason=verdict.reason,
                 scores=verdict.scores,
                 critique=pred.critique,
+                edit=pred.edit,
             )
         except Exception as err:  # an LLM or parse failure is this item's outcome, not the run's
             row.update(reject_reason=_failure_reason(err), error=str(err)[:500])
@@ -259,7 +255,6 @@ def generate_negatives(
     positive_words: int | None = POSITIVE_WORDS,
     strategies: Sequence[str] = ("generate",),
     sources: Mapping[tuple[str, str], Sequence[str]] | None = None,
-    source_words: int | None = SOURCE_WORDS,
     progress: bool = True,
 ) -> GenerationSummary:
     """Generate, guard and store ``per_query`` negatives for each (query, positive) pair of ``split``.
@@ -278,7 +273,7 @@ def generate_negatives(
     if domain is None:
         domain = infer_domain(ds, program, lm, out_path.parent / "domain.json", seed)
     items = plan_items(ds, split, phash, per_query=per_query, seed=seed, domain=domain or None, limit=limit,
-                       strategies=strategies, sources=sources, source_words=source_words)
+                       strategies=strategies, sources=sources)
     if lm.model.startswith("local/"):
         concurrency = 1
 
