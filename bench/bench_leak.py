@@ -4,8 +4,9 @@ Procedure (printed with the result): a judge LM (default the embedded 1.5B, temp
 reads each (query, passage) pair and says whether the passage answers the query or gives evidence for
 or against it. The judge is calibrated on the same run's queries first: on their real positives (it
 should say yes: recall) and on random corpus passages (it should say no: false-alarm rate), so its
-verdict on the negatives can be read against its own error rates. A sample of accepted negatives is
-printed for a person to check by hand.
+verdict on the negatives can be read against its own error rates. For rewrites, the judge also reads
+the unedited source passages (retrieved negatives): the leak rate the edit adds is the difference.
+A sample of accepted negatives is printed for a person to check by hand.
 
     python bench/bench_leak.py --negatives RUN/negatives.jsonl --data ../shared/datasets/scifact
 """
@@ -76,17 +77,20 @@ def main() -> None:
         on_pos = judge_all(judge, positives[: args.calibration])
         on_rand = judge_all(judge, randoms)
         on_neg = judge_all(judge, [(ds.queries[r["qid"]], r["text"]) for r in rows])
+        on_src = judge_all(judge, [(ds.queries[r["qid"]], r["source"]) for r in rows if r.get("source")])
     wall = time.perf_counter() - start
 
     print(f"judge {args.judge}, temperature 0, {wall:.0f} s; {len(rows)} accepted negatives over {len(qids)} queries")
     print("| judged | says 'answers' | no verdict |")
     print("|---|---|---|")
     for label, values in (("real positives (should be yes)", on_pos), ("random passages (should be no)", on_rand),
-                          ("accepted synthetic negatives (leaks)", on_neg)):
+                          ("accepted synthetic negatives (leaks)", on_neg),
+                          ("their unedited sources (rewrites only)", on_src)):
         print(f"| {label} | {share(values)} | {sum(v is None for v in values)} |")
     print(f"\nhand-check sample ({min(args.show, len(rows))} accepted negatives, judge verdict in brackets):")
     for row, verdict in list(zip(rows, on_neg))[: args.show]:
-        print(f"- [{'answers' if verdict else 'no' if verdict is False else '?'}] Q: {row['query']}\n  N: {row['text']}")
+        edit = f"\n  edit: {row['edit']['find']!r} -> {row['edit']['replace']!r}" if row.get("edit") else ""
+        print(f"- [{'answers' if verdict else 'no' if verdict is False else '?'}] Q: {row['query']}{edit}\n  N: {row['text']}")
     if args.out:
         args.out.write_text(json.dumps([{"key": r["key"], "answers": v} for r, v in zip(rows, on_neg)], indent=1))
 

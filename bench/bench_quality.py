@@ -1,18 +1,25 @@
 """Which negatives train the better retriever? Same backbone, seed and steps for every row; one process.
 
-Rows: zero-shot; random negatives; BM25-mined; dense-mined; synthetic-only (ratio 1, falling back to
-dense-mined where a pair has no accepted synthetic negative); hybrid r = 0.25 and 0.5. Metrics on
-the test split, mean ± std over ``--seeds``. The LLM's negatives are generated once into
-``WORK/generate/negatives.jsonl`` and reused (a rerun needs no LLM for the items already there);
+Rows: zero-shot; random negatives; BM25-mined; dense-mined; then per generation strategy
+(``--strategies``: generate, rewrite_mined, rewrite_positive, mixed) synthetic-only (ratio 1, falling
+back to dense-mined where a pair has no accepted synthetic negative) and hybrid r = 0.25 and 0.5.
+Metrics on the test split, mean ± std over ``--seeds``. A second table gives each strategy's
+acceptance, LLM calls per accepted negative, source-shortcut AUC and, with ``--judge``, the leak rate
+(share of accepted negatives the judge LM says answer their query; see bench_leak.py).
+
+Each strategy's negatives are generated once into ``WORK/generate/<strategy>/negatives.jsonl`` for the
+same first ``--gen-limit`` train pairs and reused (a rerun needs no LLM for the items already there);
 each (row, seed) result is cached in ``WORK/results/``, so an interrupted run picks up where it stopped.
 
-    python bench/bench_quality.py --data ../shared/datasets/scifact --gen-limit 200 --seeds 0 1 2
+    python bench/bench_quality.py --data ../shared/datasets/scifact --gen-limit 200 --seeds 0 1 2 \
+        --strategies generate rewrite_mined mixed --judge local/qwen2.5-coder-1.5b
     python bench/bench_quality.py --max-steps 2 --seeds 0 --gen-limit 2      # smoke test on the sample
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -39,6 +46,12 @@ def random_rows(ds, split: str, seed: int) -> list[dict]:
     return rows
 
 
+def pool_hash(rows: list[dict]) -> str:
+    """Names a synthetic pool in result file names: its accepted negatives, whoever generated them."""
+    accepted = sorted((r["key"], r["text"]) for r in rows if r["verdict"] == "accepted")
+    return hashlib.sha256(json.dumps(accepted).encode()).hexdigest()[:8] if accepted else "none"
+
+
 def cached(path: Path, make):
     if path.exists():
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -49,21 +62,48 @@ def cached(path: Path, make):
     return rows
 
 
-def generate(ds, a, work: Path) -> list[dict]:
+def generate(ds, a, work: Path, strategy: str, dense: list[dict]) -> tuple[list[dict], dict]:
+    """One strategy's negatives for the first ``--gen-limit`` train pairs, and its generation summary."""
+    from optimizers.mined_demos import with_mined_demos
     from programs import SyNeg
-    from syneg_dspy.generate import Guard, generate_negatives
+    from programs.attributes import parse_strategies
+    from syneg_dspy.generate import Guard, generate_negatives, mined_sources
     from syneg_dspy.lm import make_lm
     from syneg_dspy.retrieval.encoder import load_encoder
     from syneg_dspy.store import read_jsonl
 
-    path = work / "generate" / "negatives.jsonl"
+    if strategy in a.negatives:  # generated earlier by `syneg generate --strategy ...`
+        folder = Path(a.negatives[strategy])
+        return read_jsonl(folder / "negatives.jsonl"), json.loads((folder / "summary.json").read_text())
+    path = work / "generate" / strategy / "negatives.jsonl"
     if a.gen_limit == 0:
-        return []
-    generate_negatives(
-        ds, "train", SyNeg(max_rounds=a.max_rounds), make_lm(a.lm, max_tokens=384), path,
-        guard=Guard(load_encoder(a.base_model)), per_query=1, limit=a.gen_limit, seed=0, progress=True,
+        return [], {}
+    program = with_mined_demos(SyNeg(max_rounds=a.max_rounds), ds, dense, k=a.demos)
+    summary = generate_negatives(
+        ds, "train", program, make_lm(a.lm, max_tokens=256), path, guard=Guard(load_encoder(a.base_model)),
+        per_query=1, limit=a.gen_limit, seed=0, progress=True, strategies=parse_strategies(strategy),
+        sources=mined_sources(dense), domain=a.domain,
     )
-    return read_jsonl(path)
+    return read_jsonl(path), summary.to_dict()
+
+
+def leak_rate(ds, rows: list[dict], judge_lm: str, cache: Path) -> str:
+    """Share of accepted negatives the judge says answer their query (bench_leak.py's judge), cached."""
+    accepted = [r for r in rows if r["verdict"] == "accepted"]
+    if not accepted:
+        return "–"
+    if not cache.exists():
+        import dspy
+
+        from bench.bench_leak import JudgeEvidence, judge_all
+        from syneg_dspy.lm import make_lm
+        from syneg_dspy.store import write_json
+
+        with dspy.context(lm=make_lm(judge_lm, temperature=0.0, max_tokens=32), adapter=dspy.JSONAdapter()):
+            verdicts = judge_all(dspy.Predict(JudgeEvidence), [(ds.queries[r["qid"]], r["text"]) for r in accepted])
+        write_json(cache, {"judge": judge_lm, "keys": [r["key"] for r in accepted], "answers": verdicts})
+    verdicts = [v for v in json.loads(cache.read_text())["answers"] if v is not None]
+    return f"{sum(verdicts)}/{len(verdicts)} = {sum(verdicts) / len(verdicts):.1%}" if verdicts else "–"
 
 
 def main() -> None:
@@ -77,10 +117,19 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--gen-limit", type=int, default=50, help="train pairs that get an LLM negative (0: none)")
     p.add_argument("--lm", default="local/qwen2.5-coder-0.5b")
-    p.add_argument("--max-rounds", type=int, default=1)
+    p.add_argument("--max-rounds", type=int, default=2)
+    p.add_argument("--demos", type=int, default=2, help="dense-mined negatives shown to the free generator")
+    p.add_argument("--domain", default="biomedical research", help="domain attribute (skips inferring it)")
+    p.add_argument("--strategies", nargs="+", default=["generate"],
+                   help="generation strategies compared (generate, rewrite_mined, rewrite_positive, mixed)")
+    p.add_argument("--negatives", nargs="*", default=[], metavar="STRATEGY=FOLDER",
+                   help="use a `syneg generate` output folder for a strategy instead of generating")
+    p.add_argument("--rows", nargs="*", default=None, help="train only rows whose name starts with one of these")
+    p.add_argument("--judge", default=None, help="LM that judges leaks among accepted negatives (e.g. local/qwen2.5-coder-1.5b)")
     p.add_argument("--relative-margin", type=float, default=0.05, help="mining: neg <= pos * (1 - F)")
     p.add_argument("--keep-models", action="store_true", help="keep each trained model (default: delete after evaluation)")
     a = p.parse_args()
+    a.negatives = dict(item.split("=", 1) for item in a.negatives)
 
     from syneg_dspy.data import load_dataset
     from syneg_dspy.evaluate import evaluate
@@ -97,23 +146,26 @@ def main() -> None:
     mine = dict(range_min=10, range_max=50, relative_margin=a.relative_margin, show_progress=False)
     dense = cached(work / "mine" / f"dense-{tag}.jsonl", lambda: mine_negatives(ds, "train", a.base_model, sources=("dense",), **mine))
     bm25 = cached(work / "mine" / f"bm25-{tag}.jsonl", lambda: mine_negatives(ds, "train", a.base_model, sources=("bm25",), **mine))
-    synthetic = generate(ds, a, work)
-    accepted = sum(r["verdict"] == "accepted" for r in synthetic)
+    generated = {s: generate(ds, a, work, s, dense) for s in a.strategies}
 
-    rows = {  # name → (retrieved pool, ratio)
-        "random": (None, 0.0),
-        "BM25-mined": (bm25, 0.0),
-        "dense-mined": (dense, 0.0),
-        "synthetic-only": (dense, 1.0),
-        "hybrid r=0.25": (dense, 0.25),
-        "hybrid r=0.5": (dense, 0.5),
+    rows = {  # name → (retrieved pool, synthetic pool, ratio)
+        "random": (None, [], 0.0),
+        "BM25-mined": (bm25, [], 0.0),
+        "dense-mined": (dense, [], 0.0),
     }
+    for strategy, (synthetic, _) in generated.items():
+        suffix = f" [{strategy}]"
+        rows[f"synthetic-only{suffix}"] = (dense, synthetic, 1.0)
+        rows[f"hybrid r=0.25{suffix}"] = (dense, synthetic, 0.25)
+        rows[f"hybrid r=0.5{suffix}"] = (dense, synthetic, 0.5)
     results: dict[str, list[dict]] = {"zero-shot": [evaluate(a.base_model, ds, "test")] * len(a.seeds)}
-    for name, (pool, ratio) in rows.items():
+    if a.rows is not None:
+        rows = {name: row for name, row in rows.items() if name.startswith(tuple(a.rows))}
+    for name, (pool, synthetic, ratio) in rows.items():
         results[name] = []
         for seed in a.seeds:
-            slug = name.replace(" ", "_").replace("=", "")
-            out = work / "results" / f"{slug}-{tag}-s{seed}-steps{steps}-lr{a.lr}-bs{a.batch_size}-gen{a.gen_limit}.json"
+            slug = name.replace(" ", "_").replace("=", "").replace("[", "").replace("]", "")
+            out = work / "results" / f"{slug}-{tag}-s{seed}-steps{steps}-lr{a.lr}-bs{a.batch_size}-syn{pool_hash(synthetic)}.json"
             if out.exists():
                 results[name].append(json.loads(out.read_text()))
                 continue
@@ -137,8 +189,9 @@ def main() -> None:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
+    llm = ", ".join(f"{k}: {v[1].get('accepted', 0)} accepted of {v[1].get('items', 0)}" for k, v in generated.items())
     print(f"\n{ds.name}: {len(pairs)} train pairs, {steps} steps × batch {a.batch_size}, lr {a.lr}, seeds {a.seeds}; "
-          f"LLM negatives: {accepted} accepted of {len(synthetic)} ({a.lm}, first {a.gen_limit} pairs)\n")
+          f"LLM negatives: {llm}\n")
     print("| negatives | synthetic share | " + " | ".join(METRICS) + " |")
     print("|---|---|" + "---|" * len(METRICS))
     for name, runs in results.items():
@@ -147,6 +200,17 @@ def main() -> None:
             continue
         share = statistics.mean(r.get("synthetic_share", 0.0) for r in runs)
         print(f"| {name} | {share:.3f} | " + " | ".join(cell([r[m] for r in runs]) for m in METRICS) + " |")
+
+    print("\n| strategy | items | accepted | LLM calls / accepted | separability AUC (embeddings / length) | leak rate |")
+    print("|---|---|---|---|---|---|")
+    for strategy, (synthetic, summary) in generated.items():
+        if not summary:
+            continue
+        sep = summary["separability"].get("all") or next(iter(summary["separability"].values()), {})
+        auc = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+        leak = leak_rate(ds, synthetic, a.judge, work / "generate" / strategy / "leak.json") if a.judge else "not judged"
+        print(f"| {strategy} | {summary['items']} | {summary['accepted']} ({summary['accepted'] / summary['items']:.0%}) | "
+              f"{summary['llm_calls_per_accepted'] or '–'} | {auc(sep.get('auc'))} / {auc(sep.get('length_auc'))} | {leak} |")
 
 
 if __name__ == "__main__":

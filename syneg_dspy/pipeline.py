@@ -62,6 +62,7 @@ class RunConfig:
     per_query: int = _opt(1, "Synthetic negatives per (query, positive).")
     demos: int = _opt(2, "Retrieved negatives shown to the generator as examples (0: none; a compiled program keeps its own).")
     max_rounds: int = _opt(1, "Critique rounds per negative.")
+    concurrency: int = _opt(1, "Parallel LM requests for remote backends (local/ models run one at a time).")
     strategy: str = _opt("generate", "generate, rewrite_mined, rewrite_positive, a comma list of them, or mixed.")
     temperature: float = _opt(0.7, "LM sampling temperature.")
     max_tokens: int = _opt(256, "LM output limit per call.")
@@ -110,7 +111,7 @@ class RunConfig:
                 raise InputError(f"{key} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}", file)
         if not 0 <= self.ratio <= 1 or not 0 <= self.warmup_frac <= 1:
             raise InputError("ratio and warmup_frac must be within [0, 1]", file)
-        for key in ("negatives", "per_query", "max_rounds", "batch_size"):
+        for key in ("negatives", "per_query", "max_rounds", "batch_size", "concurrency"):
             if getattr(self, key) < 1:
                 raise InputError(f"{key} must be at least 1", file)
         from programs.attributes import parse_strategies
@@ -283,7 +284,7 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
             ds, config.train_split, program, lm, path, guard=Guard(load_encoder(config.guard_encoder or config.encoder)),
             per_query=config.per_query, limit=None if config.generate_limit < 0 else config.generate_limit,
             seed=config.seed, domain=config.domain, progress=config.progress,
-            strategies=parse_strategies(config.strategy), sources=mined_sources(mined),
+            strategies=parse_strategies(config.strategy), sources=mined_sources(mined), concurrency=config.concurrency,
         )
 
     program_file = {"program_sha": _hash(Path(config.program).read_text()) if config.program else None}

@@ -14,6 +14,7 @@ from syneg_dspy.errors import InputError
 from syneg_dspy.lm import register_script
 from syneg_dspy.pipeline import STAGES, RunConfig, load_config, run
 from syneg_dspy.store import read_jsonl
+from tests.test_program import fields
 
 TOPICS = ["dietary sodium", "sleep duration", "air pollution", "statin use", "shift work", "coffee intake"]
 
@@ -22,9 +23,11 @@ def answer(messages, kwargs):
     """One JSON object that satisfies every SyNeg signature (the adapter keeps the fields it asked for)."""
     topic = TOPICS[sum(map(ord, messages[-1]["content"])) % len(TOPICS)]
     text = f"A regional cohort of elderly volunteers examined {topic} and reported outcomes unrelated to the question asked."
+    offered = fields(messages).get("phrases")  # a rewrite: replace the first phrase offered
     return json.dumps({
         "reasoning": "changes the exposure", "negative": text, "revised": text, "domain": "biomedical research",
         "answers_query": False, "on_topic": True, "copies_positive": False, "issues": "none",
+        "find": json.loads(offered)[0] if offered else "", "replace": topic,
     })
 
 
@@ -74,6 +77,14 @@ def test_run_then_rerun_skips_every_stage(config):
     assert stats["ratio"] == 0.0  # synthetic only where a pair has no retrieved negative left
     assert stats["by_source"].get("synthetic", 0) == stats["fallback_to_synthetic"]
 
+    # another strategy regenerates (rewriting the mined negatives) but reuses mining
+    fourth = run(dataclasses.replace(config, strategy="rewrite_mined"))
+    assert fourth.stages["mine"] == "skipped" and fourth.stages["generate"] == "ran"
+    rewrites = [r for r in read_jsonl(run_dir / "generate" / "negatives.jsonl") if r["source"]]
+    mined = {r["text"] for r in read_jsonl(run_dir / "mine" / "negatives.jsonl")}
+    assert rewrites and all(r["attributes"]["strategy"] == "rewrite_mined" and r["source"] in mined for r in rewrites)
+    assert any(r["verdict"] == "accepted" and r["edit"]["replace"] in r["text"] for r in rewrites)
+
 
 def test_config_file_and_flags(tmp_path):
     path = tmp_path / "run.toml"
@@ -85,6 +96,9 @@ def test_config_file_and_flags(tmp_path):
         load_config(path)
     path.write_text('ratio = "high"\n')
     with pytest.raises(InputError, match="ratio must be float"):
+        load_config(path)
+    path.write_text('strategy = "rewrite_everything"\n')
+    with pytest.raises(InputError, match="strategy: unknown strategy 'rewrite_everything'"):
         load_config(path)
     path.write_text('schedule = "cosine"\n')
     with pytest.raises(InputError, match="schedule must be one of"):
