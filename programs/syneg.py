@@ -108,7 +108,7 @@ class SyNeg(dspy.Module):
         shown = excerpt(source, self.source_words)
         out = self.rewrite(query=query, source=shown, phrases=phrases(shown, PHRASES), attributes=described,
                            issues=issues)
-        edit = {"find": _clean(out.find), "replace": _clean(out.replace)}
+        edit = {"find": _unlist(_clean(out.find)), "replace": _unlist(_clean(out.replace))}
         if not edit["find"] or edit["find"].lower() == edit["replace"].lower():
             return "", edit, "the edit changed nothing: name a phrase of the source and a different replacement"
         if not edit["replace"]:  # seen at a passage's start: what is left is the source, cut
@@ -167,6 +167,14 @@ def apply_edit(source: str, find: str, replace: str, min_ratio: float = FUZZY_MA
     if end in ".;:," and not replace.endswith(end):  # the span's sentence punctuation stays
         replace += end
     return " ".join(words[: span[0]] + [replace] + words[span[1]:])
+
+
+def _unlist(text: str) -> str:
+    """A phrase written as a list (``["E2F3", "mediator"]``, as the phrases were offered) is its first item."""
+    if not text.startswith("["):
+        return text
+    items = [i.strip(" \"'") for i in re.split(r"[,\[\]]+", text) if i.strip(" \"'")]
+    return items[0] if items else ""
 
 
 def _clean(text: str | None) -> str:

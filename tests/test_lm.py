@@ -196,20 +196,22 @@ def test_list_backends_names_every_kind():
 # ---- grammar translation ----------------------------------------------------------------------------
 
 
-def test_grammar_format_translates_schemas_and_strips_unsafe_keywords():
+def test_grammar_format_translates_schemas_strips_unsafe_keywords_and_forbids_empty_strings():
     schema = {
         "type": "object",
         "title": "Out",
         "properties": {
             "pattern": {"type": "string", "maxLength": 300, "pattern": "^a+$"},  # a field *named* pattern stays
-            "when": {"type": "string", "format": "date-time", "minLength": 1},
+            "when": {"type": "string", "format": "date-time", "minLength": 5},
+            "kind": {"type": "string", "enum": ["a", "b"]},
         },
         "required": ["pattern", "when"],
     }
+    nonempty = {"type": "string", "minLength": 1}  # the one length rule kept: small models answer "" otherwise
     expected = {
         "type": "object",
         "title": "Out",
-        "properties": {"pattern": {"type": "string"}, "when": {"type": "string"}},
+        "properties": {"pattern": nonempty, "when": nonempty, "kind": {"type": "string", "enum": ["a", "b"]}},
         "required": ["pattern", "when"],
     }
     wrapped = {"type": "json_schema", "json_schema": {"name": "Out", "schema": schema, "strict": True}}
@@ -229,7 +231,7 @@ def test_grammar_format_accepts_a_pydantic_class():
 
     fmt = grammar_format(Out)
     assert fmt["schema"]["properties"]["label"]["enum"] == ["a", "b"]
-    assert "maxLength" not in fmt["schema"]["properties"]["text"]
+    assert fmt["schema"]["properties"]["text"] == {"title": "Text", "type": "string", "minLength": 1}
 
 
 # ---- GGUF assembly and verification -----------------------------------------------------------------

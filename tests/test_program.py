@@ -210,14 +210,14 @@ def test_an_edit_that_cannot_be_applied_is_retried_without_a_critique_call():
             return critique()
         issues.append(fields(messages)["issues"])
         return [edit("vitamin C", "zinc"), edit("children", "children"), edit("calcium", "{query}"),
-                edit("A cohort", ""), edit("900  Children", "12 mice")][len(issues) - 1]
+                edit("A cohort", ""), edit('["900  Children", "cohort"]', '["12 mice"]')][len(issues) - 1]
 
     pred = run(SyNeg(max_rounds=5), scripted("prog-bad-edit", fn), **REWRITE)
     assert calls == ["rewrite"] * 5 + ["critique"]
     assert "not in the source" in issues[1] and "changed nothing" in issues[2] and "placeholder" in issues[3]
     assert "empty" in issues[4]
     assert pred.passed and pred.rounds == 5 and pred.negative.startswith("A cohort of 12 mice found calcium")
-    assert pred.edit == {"find": "900  Children", "replace": "12 mice"}
+    assert pred.edit == {"find": "900  Children", "replace": "12 mice"}  # a list-shaped answer is its first item
     assert pred.edit_issue is None
     # out of rounds with no applicable edit: no negative, and the reason
     never = run(SyNeg(max_rounds=2), scripted("prog-never-edit", lambda m, k: edit("absent", "x")), **REWRITE)

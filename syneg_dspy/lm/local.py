@@ -25,7 +25,8 @@ from syneg_dspy.lm.response import chat_response
 REPEAT_PENALTY = 1.3
 N_CTX = 4096  # our longest prompts (demos + passage + critique) stay well under this
 _SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop", "repeat_penalty", "frequency_penalty", "presence_penalty")
-# Schema keywords that turn into huge or unsupported grammar rules; dropping them only loosens the constraint.
+# Schema keywords that turn into huge or unsupported grammar rules; dropping them only loosens the constraint
+# (every string then gets minLength 1, which is one cheap rule).
 _GRAMMAR_UNSAFE = frozenset({"maxLength", "minLength", "pattern", "format"})
 _NAME_MAPS = frozenset({"properties", "$defs", "definitions"})  # keys below these are names, not keywords
 _DATA = frozenset({"enum", "const", "default", "examples"})  # values below these are data, not schemas
@@ -60,6 +61,8 @@ def _strip(node, keep=False):
             out[key] = {name: _strip(sub) for name, sub in value.items()}
         else:
             out[key] = _strip(value, keep=key in _DATA)
+    if out.get("type") == "string" and not _DATA & out.keys():
+        out["minLength"] = 1  # an empty field is never an answer; small models emit "" for the hard ones
     return out
 
 
