@@ -364,3 +364,17 @@ def test_any_gguf_path_is_a_local_model(embedded):
     path = embedded_model_path("qwen2.5-coder-0.5b")
     result = check_backend(f"local/{path}")
     assert result["text"].strip() and result["tokens"] > 0
+
+
+def test_local_answers_cached_under_other_decoding_settings_are_not_replayed(embedded, monkeypatch):
+    import dspy.clients.cache
+
+    from syneg_dspy.lm import backends
+
+    def key(lm):
+        return dspy.cache.cache_key({"model": lm.model, "messages": [{"role": "user", "content": "hi"}], **lm.kwargs})
+
+    before = make_lm(embedded)
+    assert before.kwargs["metadata"] == {"decoding": backends.DECODING}
+    monkeypatch.setattr(backends, "DECODING", backends.DECODING + ";other")
+    assert key(make_lm(embedded)) != key(before)

@@ -18,7 +18,7 @@ import litellm
 from dspy.utils.exceptions import LMError
 
 from syneg_dspy.errors import InputError
-from syneg_dspy.lm.local import LOCAL, N_CTX, resolve_local
+from syneg_dspy.lm.local import DECODING, LOCAL, N_CTX, resolve_local
 from syneg_dspy.lm.models import EMBEDDED, model_status
 from syneg_dspy.lm.router import ENV_VAR as ROUTER_ENV_VAR
 from syneg_dspy.lm.router import ROUTER, check_group
@@ -77,6 +77,8 @@ def make_lm(
     provider, _, name = model.partition("/")
     if provider == "local":
         resolve_local(name)  # missing parts or a bad path fail here, as one line, not inside a call
+        # Part of DSPy's cache key: answers cached under other decoding settings are not replayed.
+        kw.setdefault("metadata", {"decoding": DECODING})
     if provider == "router":
         if api_base:
             raise InputError(f"--api-base does not apply to {model}: the router config names each deployment's api_base")

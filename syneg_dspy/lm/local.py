@@ -23,6 +23,8 @@ from syneg_dspy.lm.response import chat_response
 # Qwen2.5 0.5B/1.5B loop on long outputs ("PARTICIPANTS ... PARTICIPANTS ..."); 1.3 stopped every loop
 # seen on the SciFact sample. A caller's repeat_penalty wins.
 REPEAT_PENALTY = 1.3
+# Names how this module decodes (penalty, grammar rules); make_lm puts it in DSPy's cache key. Change it with them.
+DECODING = f"repeat_penalty={REPEAT_PENALTY};strings=nonempty"
 N_CTX = 4096  # our longest prompts (demos + passage + critique) stay well under this
 _SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop", "repeat_penalty", "frequency_penalty", "presence_penalty")
 # Schema keywords that turn into huge or unsupported grammar rules; dropping them only loosens the constraint
