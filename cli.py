@@ -271,8 +271,9 @@ def backends_fetch(model) -> None:
               help="Output folder: negatives.jsonl, summary.json (a rerun resumes).")
 @click.option("--lm", "lm_name", default="local/qwen2.5-coder-0.5b", show_default=True, help="LiteLLM model string.")
 @click.option("--api-base", default=None, help="Server URL for the --lm (vLLM, Ollama, ...).")
-@click.option("--program", "program_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A SyNeg program saved by DSPy (JSON), e.g. a compiled one. Default: the uncompiled program.")
+@click.option("--program", "program_path", default=None,
+              help="A saved SyNeg program (`syneg compile` output), or 'uncompiled'. Default: the program shipped in "
+                   "programs/compiled/ for this --lm, else the uncompiled one.")
 @click.option("--mined", "--demos-from", "mined", type=click.Path(exists=True, path_type=Path), default=None,
               help="`syneg mine` output (folder or negatives.jsonl): --demos of its negatives are shown to the "
                    "generator as examples, and rewrite_mined edits them.")
@@ -305,6 +306,7 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
     from optimizers.mined_demos import with_mined_demos
     from programs import load_program
     from programs.attributes import parse_strategies
+    from programs.saved import resolve_program
     from syneg_dspy.data import load_dataset
     from syneg_dspy.generate import Guard, generate_negatives, mined_sources
     from syneg_dspy.mix import read_negatives
@@ -319,6 +321,8 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
         raise click.BadParameter("rewrite_mined edits retrieved negatives: give --mined (a `syneg mine` output)",
                                  param_hint="--strategy")
     ds = load_dataset(data_path)
+    program_path = resolve_program(program_path, lm_name)
+    click.echo(f"program: {program_path or 'uncompiled'}")
     program = load_program(program_path, max_rounds=max_rounds)
     retrieved = read_negatives(mined, "retrieved") if mined else []
     program = with_mined_demos(program, ds, retrieved, k=n_demos, seed=seed)
@@ -351,6 +355,79 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
         click.echo(f"separability vs corpus ({name}, {sep['n']} accepted): AUC {auc} (0.5 = indistinguishable), "
                    f"words {sep['words_synthetic']:.0f} vs {sep['words_corpus']:.0f}")
     click.echo(f"wrote {out_dir / 'negatives.jsonl'} and {out_dir / 'summary.json'}")
+
+
+# ---- compile -----------------------------------------------------------------------------------
+
+
+@main.command("compile")
+@data_option
+@click.option("--pairs", "pairs_path", type=click.Path(path_type=Path), default=None,
+              help="A (query, positive) pair file instead of --data: a new domain without qrels.")
+@click.option("--corpus", "corpus_path", type=click.Path(path_type=Path), default=None,
+              help="Extra passages for --pairs to mine negatives from (BEIR corpus.jsonl, JSONL of {text}, or .txt).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where the program goes (NAME.json, with NAME.meta.json beside it).")
+@click.option("--work", "work_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Candidates' negatives (resumable) [default: runs/compile/NAME].")
+@click.option("--lm", "lm_name", default="local/qwen2.5-coder-0.5b", show_default=True, help="LiteLLM model string.")
+@click.option("--api-base", default=None, help="Server URL for the --lm (vLLM, Ollama, ...).")
+@click.option("--prompt-lm", default=None, help="LM that proposes instructions (--optimizer mipro) [default: --lm].")
+@click.option("--optimizer", type=click.Choice(["bootstrap", "mipro"]), default="bootstrap", show_default=True,
+              help="bootstrap: dspy.BootstrapFewShotWithRandomSearch; mipro: dspy.MIPROv2.")
+@click.option("--budget", type=click.Choice(["light", "medium", "heavy"]), default="light", show_default=True)
+@click.option("--dev-queries", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Train queries carved into the dev split the gain is measured on (a 'dev' split in the data is used as is).")
+@click.option("--strategy", default="generate", show_default=True,
+              help="generate, rewrite_mined, rewrite_positive, a comma list of them, or mixed.")
+@click.option("--domain", default=None, help="Domain attribute. Default: inferred once by the LM.")
+@click.option("--max-rounds", type=click.IntRange(min=1), default=1, show_default=True, help="Critiques per negative.")
+@click.option("--demos", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Mined negatives shown to the uncompiled program (the student) as examples.")
+@click.option("--ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Hybrid ratio in the metric.")
+@click.option("--encoder", default=None, help="Base encoder (default: embedded all-MiniLM-L6-v2).")
+@click.option("--temperature", type=float, default=0.7, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=16), default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def compile_cmd(data_path, pairs_path, corpus_path, out_path, work_dir, lm_name, api_base, prompt_lm, optimizer, budget,
+                dev_queries, strategy, domain, max_rounds, demos, ratio, encoder, temperature, max_tokens, seed, progress):
+    """Optimize the SyNeg program for the retriever's nDCG@10 gain on a dev split; save it with a sidecar.
+
+    Load the result with `syneg generate --program OUT` or `syneg run --program OUT`.
+    """
+    from optimizers.compile import compile_program
+    from programs.attributes import parse_strategies
+    from programs.saved import save_program
+    from syneg_dspy.data import load_dataset
+    from syneg_dspy.lm import make_lm
+
+    if data_path and pairs_path:
+        raise click.BadParameter("give --data or --pairs, not both", param_hint="--pairs")
+    try:
+        strategies = parse_strategies(strategy)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--strategy") from None
+    ds = load_dataset(pairs_path or data_path, corpus_path)
+    lm = make_lm(lm_name, api_base=api_base, temperature=temperature, max_tokens=max_tokens)
+    proposer_lm = make_lm(prompt_lm, temperature=1.0, max_tokens=max_tokens) if prompt_lm else None
+    work_dir = work_dir or Path("runs") / "compile" / out_path.stem
+    res = compile_program(ds, lm, work_dir, prompt_lm=proposer_lm, optimizer=optimizer, budget=budget,
+                          dev_queries=dev_queries, encoder=encoder, strategies=strategies, domain=domain,
+                          max_rounds=max_rounds, demos=demos, ratio=ratio, seed=seed, progress=progress, log=click.echo)
+    meta = {
+        "lm": lm.model, "prompt_lm": prompt_lm, "optimizer": optimizer, "budget": budget, "strategy": strategy,
+        "max_rounds": max_rounds, "domain": res.domain, "seed": seed,
+        "dataset": {"name": ds.name, "path": ds.path, "corpus": ds.corpus_fingerprint(), "train_pairs": res.train_pairs},
+        "dev_split": {"queries": res.dev_queries, "carved_from": None if "dev" in ds.qrels else "train",
+                      "seed": seed},
+        "metric": {"name": "retriever_gain", "ratio": ratio, "before": res.before, "after": res.after},
+        "candidates": res.candidates, "llm_calls": res.llm_calls, "seconds": res.seconds,
+    }
+    program_file, meta_file = save_program(res.program, out_path, meta)
+    click.echo(f"dev nDCG@10 gain: uncompiled {res.before['gain']:+.4f} -> compiled {res.after['gain']:+.4f} "
+               f"({len(res.candidates)} candidates, {res.llm_calls} LLM calls, {res.seconds:.0f} s)")
+    click.echo(f"wrote {program_file} and {meta_file}")
 
 
 # ---- mix / train -------------------------------------------------------------------------------

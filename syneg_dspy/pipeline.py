@@ -57,7 +57,8 @@ class RunConfig:
     # generate
     lm: str = _opt("local/qwen2.5-coder-0.5b", "LLM that writes negatives (LiteLLM model string).")
     api_base: str | None = _opt(None, "Server URL for the LM.")
-    program: str | None = _opt(None, "A saved (compiled) SyNeg program JSON (default: the uncompiled program).")
+    program: str | None = _opt(None, "A saved (compiled) SyNeg program JSON, or 'uncompiled' (default: the program "
+                                     "shipped for the lm, else the uncompiled one).")
     generate_limit: int = _opt(6, "Generate for the first N train pairs only (0: none, -1: all).")
     per_query: int = _opt(1, "Synthetic negatives per (query, positive).")
     demos: int = _opt(2, "Retrieved negatives shown to the generator as examples (0: none; a compiled program keeps its own).")
@@ -276,7 +277,7 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
         if config.generate_limit == 0:
             path.touch()
             return
-        program = load_program(config.program, max_rounds=config.max_rounds)
+        program = load_program(program_path, max_rounds=config.max_rounds)
         mined = read_jsonl(run_dir / "mine" / "negatives.jsonl")
         program = with_mined_demos(program, ds, mined, k=config.demos, seed=config.seed)
         lm = make_lm(config.lm, api_base=config.api_base, temperature=config.temperature, max_tokens=config.max_tokens)
@@ -287,7 +288,11 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
             strategies=parse_strategies(config.strategy), sources=mined_sources(mined), concurrency=config.concurrency,
         )
 
-    program_file = {"program_sha": _hash(Path(config.program).read_text()) if config.program else None}
+    from programs.saved import resolve_program
+
+    program_path = resolve_program(config.program, config.lm)
+    log(f"[generate] program: {program_path or 'uncompiled'}")
+    program_file = {"program_sha": _hash(program_path.read_text()) if program_path else None}
     # demos and rewrite_mined sources come from the mined rows
     uses_mined = config.demos or "rewrite_mined" in config.strategy or config.strategy == "mixed"
     from_mine = {"mine_stage": stages.hashes["mine"]} if uses_mined else {}

@@ -74,7 +74,7 @@ class GenerationSummary:
         return asdict(self)
 
 
-class _CallCounter(BaseCallback):
+class CallCounter(BaseCallback):
     """Counts LM calls in the item's own ``dspy.context`` (cache hits included, unlike usage)."""
 
     def __init__(self):
@@ -149,7 +149,7 @@ def _failure_reason(err: Exception) -> str:
 
 def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: list[str], phash: str,
               positive_words: int | None) -> dict:
-    counter = _CallCounter()
+    counter = CallCounter()
     row = {
         "key": item.key,
         "qid": item.qid,

@@ -1,0 +1,221 @@
+"""Compiling SyNeg programs: the set-level selection, the end-to-end compile with a scripted LLM, and
+saved programs (sidecar, shipped defaults, a fresh process reproducing prompts and outputs)."""
+
+import json
+import subprocess
+import sys
+
+import dspy
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from optimizers.gain_select import GainSelect
+from programs import SyNeg, load_program, program_hash
+from programs.saved import read_meta, resolve_program, save_program, shipped_program
+from syneg_dspy.errors import InputError
+from syneg_dspy.lm import make_lm, register_script
+from syneg_dspy.store import read_jsonl
+from tests.test_program import INPUTS, critique, fields, step
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def with_demo(program: SyNeg, text: str) -> SyNeg:
+    program = program.deepcopy()
+    program.generate.demos = [dspy.Example(query="q", positive="p", attributes="a", reasoning="r", negative=text)]
+    return program
+
+
+class FixedProposer(dspy.teleprompt.Teleprompter):
+    """Stands in for a DSPy optimizer: returns its best program with ``candidate_programs`` as DSPy's do."""
+
+    def __init__(self, candidates):
+        self.candidates = candidates
+
+    def compile(self, student, *, trainset, valset=None, **kwargs):
+        best = max(self.candidates, key=lambda c: c["score"])["program"].deepcopy()
+        best.candidate_programs = self.candidates
+        return best
+
+
+def test_gain_select_keeps_the_highest_gain_not_the_highest_proxy():
+    student = SyNeg()
+    a, b, c = (with_demo(student, t) for t in ("alpha", "beta", "gamma"))
+    gains = {program_hash(student): 0.0, program_hash(a): -0.01, program_hash(b): 0.02, program_hash(c): 0.5}
+    scored = []
+
+    def gain(program):
+        scored.append(program_hash(program))
+        return {"gain": gains[program_hash(program)]}
+
+    proposer = FixedProposer([{"program": a, "score": 0.9}, {"program": b, "score": 0.5}, {"program": c, "score": 0.1}])
+    best = GainSelect(proposer, gain, keep=2).compile(student, trainset=[], valset=[])
+    # c has the best gain but the worst proxy: only the proxy's top 2 (and the student) are scored
+    assert scored == [program_hash(student), program_hash(a), program_hash(b)]
+    assert program_hash(best) == program_hash(b)
+    assert [r["candidate"] for r in best.compile_report] == ["student", "proposed #1", "proposed #2"]
+    assert [r["proxy"] for r in best.compile_report] == [None, 0.9, 0.5]
+
+
+def test_gain_select_keeps_the_student_on_a_tie():
+    student = SyNeg()
+    proposer = FixedProposer([{"program": with_demo(student, "alpha"), "score": 1.0}])
+    best = GainSelect(proposer, lambda p: {"gain": 0.0}).compile(student, trainset=[], valset=[])
+    assert program_hash(best) == program_hash(student)
+
+
+# ---- end to end with a scripted LLM ------------------------------------------------------------
+
+NEGATIVES = [
+    "Zebrafish fin regeneration depends on Wnt signalling in the blastema, while retinoic acid patterns the rays.",
+    "Coral reefs bleach when sea temperatures stay high for several weeks during strong El Nino years.",
+    "Medieval guilds regulated the training of apprentices in European towns for several centuries.",
+    "Volcanic soils hold water well and suit coffee plantations on the slopes of tropical mountains.",
+]
+
+
+def compile_script(name: str) -> dspy.LM:
+    """A deterministic LLM: a negative chosen by the query's hash, always passing its own critique."""
+
+    def fn(messages, kwargs):
+        f, kind = fields(messages), step(messages)
+        if kind == "domain":
+            return json.dumps({"domain": "biomedical research"})
+        if kind == "critique":
+            return critique()
+        if kind == "revise":
+            return json.dumps({"revised": f["negative"]})
+        negative = NEGATIVES[sum(map(ord, f["query"])) % len(NEGATIVES)]
+        return json.dumps({"reasoning": "near miss", "negative": f"{negative} ({len(messages)} messages)"})
+
+    register_script(name, fn)
+    return make_lm(f"scripted/{name}")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, sample_path):
+    """One `syneg compile` of the bundled sample with the scripted LLM (light budget)."""
+    compile_script("compile-e2e")
+    out = tmp_path_factory.mktemp("compile") / "sample-scripted.json"
+    result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
+                                       "scripted/compile-e2e", "--dev-queries", "10", "--work", str(out.parent / "work"),
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_compile_saves_program_and_sidecar(compiled):
+    out, output = compiled
+    meta = read_meta(out)
+    assert meta["lm"] == "scripted/compile-e2e" and meta["optimizer"] == "bootstrap" and meta["budget"] == "light"
+    assert meta["dev_split"] == {"queries": 10, "carved_from": "train", "seed": 0}
+    assert meta["dataset"]["corpus"] and meta["versions"]["dspy"] == dspy.__version__ and meta["date"]
+    candidates = meta["candidates"]
+    assert candidates[0]["candidate"] == "student" and len(candidates) >= 2
+    # the kept program is the best-gain candidate, and before/after are the student's and its rows
+    assert meta["metric"]["after"]["gain"] == max(c["gain"] for c in candidates)
+    assert meta["metric"]["before"] == candidates[0]
+    assert meta["program_hash"] == program_hash(load_program(out)) == meta["metric"]["after"]["program_hash"]
+    for c in candidates:  # every candidate wrote negatives for the same 12 scoring pairs
+        assert c["items"] == 12 and 0 <= c["accepted"] <= 12 and c["retrieved_ndcg"] > 0
+    assert f"{meta['metric']['before']['gain']:+.4f}" in output
+    assert "api_key" not in out.read_text() + out.with_name(out.stem + ".meta.json").read_text()
+
+
+def test_compile_candidates_differ_by_their_demos(compiled):
+    out, _ = compiled
+    demos = [c["demos"]["generate"] for c in read_meta(out)["candidates"]]
+    assert demos[0] == 2  # the student: two mined negatives, as `syneg generate --mined` shows them
+    assert any(d != demos[0] for d in demos[1:])  # bootstrapped candidates carry the LM's own accepted negatives
+
+
+def test_generate_loads_the_compiled_program(compiled, sample_path, tmp_path):
+    out, _ = compiled
+    gen = tmp_path / "gen"
+    result = CliRunner().invoke(main, ["generate", "--data", str(sample_path), "--out", str(gen), "--lm",
+                                       "scripted/compile-e2e", "--program", str(out), "--limit", "2", "--no-progress",
+                                       "--domain", "biomedical research"])
+    assert result.exit_code == 0, result.output
+    assert f"program: {out}" in result.output
+    assert {r["program_hash"] for r in read_jsonl(gen / "negatives.jsonl")} == {read_meta(out)["program_hash"]}
+
+
+FRESH = """
+import json, sys
+sys.path.insert(0, {root!r})
+import syneg_dspy, dspy
+from programs import Attributes, load_program
+from syneg_dspy.lm import make_lm
+from tests.test_compile import compile_script
+from tests.test_program import INPUTS
+compile_script("fresh")
+prompts = []
+program = load_program(sys.argv[1])
+with dspy.context(lm=make_lm("scripted/fresh", cache=False), adapter=dspy.JSONAdapter()):
+    pred = program(**INPUTS)
+    history = dspy.settings.lm.history
+print(json.dumps({{"negative": pred.negative, "rounds": pred.rounds,
+                  "prompts": [h["messages"] for h in history]}}))
+"""
+
+
+def test_saved_program_reproduces_prompts_and_outputs_in_a_fresh_process(compiled, tmp_path):
+    out, _ = compiled
+    program = load_program(out)
+    compile_script("fresh")
+    lm = make_lm("scripted/fresh", cache=False)
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        pred = program(**INPUTS)
+    here = {"negative": pred.negative, "rounds": pred.rounds, "prompts": [h["messages"] for h in lm.history]}
+    proc = subprocess.run([sys.executable, "-c", FRESH.format(root=str(ROOT)), str(out)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    there = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert there == json.loads(json.dumps(here))
+    demos = len(program.generate.demos)
+    assert demos and f"({2 + 2 * demos} messages)" in there["negative"]  # the demos reached the prompt
+
+
+# ---- shipped programs and --program ------------------------------------------------------------
+
+
+def test_shipped_program_is_the_default_only_for_its_lm(tmp_path):
+    program = with_demo(SyNeg(), "alpha")
+    save_program(program, tmp_path / "old.json", {"lm": "local/x", "date": "x"})
+    path, _ = save_program(program, tmp_path / "new.json", {"lm": "local/x"})
+    save_program(program, tmp_path / "other.json", {"lm": "openai/gpt-4o-mini"})
+    assert shipped_program("local/x", tmp_path) == path  # newest by the sidecar's date
+    assert shipped_program("local/y", tmp_path) is None
+    assert resolve_program("uncompiled", "local/x") is None
+    assert resolve_program(path, "local/y") == path
+    with pytest.raises(InputError, match="no such program file"):
+        resolve_program(tmp_path / "missing.json", "local/x")
+
+
+def test_a_broken_program_file_is_one_line(tmp_path, sample_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = CliRunner().invoke(main, ["generate", "--data", str(sample_path), "--out", str(tmp_path / "g"),
+                                       "--lm", "scripted/compile-e2e", "--program", str(bad), "--limit", "1"])
+    assert result.exit_code == 2 and "bad.json" in result.output and "Traceback" not in result.output
+
+
+# ---- a new domain: pairs without qrels -------------------------------------------------------------
+
+
+def test_compile_from_a_pair_file_carves_dev_from_the_pairs(tmp_path, ds):
+    pairs = tmp_path / "pairs.jsonl"
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"query": ds.queries[q], "positive": ds.doc_text(d)} for q, d in ds.positives("train")]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus.write_text("".join(json.dumps({"text": ds.doc_text(d)}) + "\n" for d in list(ds.corpus)[:200]))
+    compile_script("compile-pairs")
+    out = tmp_path / "mine.json"
+    result = CliRunner().invoke(main, ["compile", "--pairs", str(pairs), "--corpus", str(corpus), "--out", str(out),
+                                       "--lm", "scripted/compile-pairs", "--dev-queries", "10", "--no-progress",
+                                       "--work", str(tmp_path / "work"), "--domain", "biomedical research"])
+    assert result.exit_code == 0, result.output
+    meta = read_meta(out)
+    assert meta["dev_split"]["queries"] == 10 and meta["dataset"]["train_pairs"] < len(rows)
+    assert load_program(out)  # loads
