@@ -43,12 +43,13 @@ class Budget:
     candidates: int  # random-search candidate programs (BootstrapFewShotWithRandomSearch)
     keep: int  # proposed candidates scored by the retriever gain, besides the student
     demos: int  # bootstrapped demos per predictor
+    trials: int  # MIPROv2 trials (each runs the program on the scoring pairs)
 
 
 BUDGETS = {
-    "light": Budget(train_items=8, val_items=12, candidates=1, keep=2, demos=2),
-    "medium": Budget(train_items=16, val_items=24, candidates=4, keep=3, demos=2),
-    "heavy": Budget(train_items=32, val_items=48, candidates=8, keep=4, demos=3),
+    "light": Budget(train_items=8, val_items=12, candidates=1, keep=2, demos=2, trials=4),
+    "medium": Budget(train_items=16, val_items=24, candidates=4, keep=3, demos=2, trials=12),
+    "heavy": Budget(train_items=32, val_items=48, candidates=8, keep=4, demos=3, trials=30),
 }
 OPTIMIZERS = ("bootstrap", "mipro")
 
@@ -83,22 +84,25 @@ def with_split(ds: Dataset, name: str, pairs: Sequence[tuple[str, str]]) -> Data
 
 
 def make_proposer(optimizer: str, budget: Budget, metric: GuardProxy, lm: dspy.LM, prompt_lm: dspy.LM | None,
-                  budget_name: str, seed: int):
-    """One of DSPy's own teleprompters, driven by the per-example proxy, one LM call at a time.
+                  seed: int) -> tuple[dspy.teleprompt.Teleprompter, dict]:
+    """One of DSPy's own teleprompters, driven by the per-example proxy, one LM call at a time, and the
+    arguments for its ``compile``.
 
     A small model's parse failures are an example scoring 0, never a reason to stop (DSPy's default
-    is to give up after 10 errors).
+    is to give up after 10 errors). MIPROv2 gets the budget's candidates and trials rather than its
+    ``auto`` presets, whose light setting already runs the program hundreds of times.
     """
     errors = budget.train_items + budget.val_items
     if optimizer == "bootstrap":
         return dspy.BootstrapFewShotWithRandomSearch(
             metric=metric, max_bootstrapped_demos=budget.demos, max_labeled_demos=0,
             num_candidate_programs=budget.candidates, num_threads=1, max_errors=errors,
-        )
+        ), {}
     if optimizer == "mipro":
-        return dspy.MIPROv2(metric=metric, prompt_model=prompt_lm or lm, task_model=lm, auto=budget_name,
-                            max_bootstrapped_demos=budget.demos, max_labeled_demos=0, num_threads=1, seed=seed,
-                            max_errors=errors, verbose=False)
+        proposer = dspy.MIPROv2(metric=metric, prompt_model=prompt_lm or lm, task_model=lm, auto=None,
+                                num_candidates=budget.candidates + 1, max_bootstrapped_demos=budget.demos,
+                                max_labeled_demos=0, num_threads=1, seed=seed, max_errors=errors, verbose=False)
+        return proposer, {"num_trials": budget.trials, "minibatch_size": budget.val_items}
     raise InputError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
 
 
@@ -159,10 +163,10 @@ def compile_program(
                 "llm_calls_per_accepted": summary.llm_calls_per_accepted}
 
     counter = CallCounter()
-    proposer = make_proposer(optimizer, b, GuardProxy(guard), lm, prompt_lm, budget, seed)
+    proposer, options = make_proposer(optimizer, b, GuardProxy(guard), lm, prompt_lm, seed)
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter(), callbacks=[*dspy.settings.callbacks, counter]):
         best = GainSelect(proposer, gain, keep=b.keep).compile(
-            student, trainset=examples["compile_train"], valset=examples["compile_val"])
+            student, trainset=examples["compile_train"], valset=examples["compile_val"], **options)
     report = best.compile_report
     chosen = next(c for c in report if c["program_hash"] == program_hash(best))
     return CompileResult(

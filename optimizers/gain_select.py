@@ -29,6 +29,8 @@ class GainSelect(Teleprompter):
         self.proposer, self.gain, self.keep = proposer, gain, keep
 
     def compile(self, student: dspy.Module, *, trainset, teacher=None, valset=None, **kwargs) -> dspy.Module:
+        if teacher is not None:
+            kwargs["teacher"] = teacher
         best_by_proxy = self.proposer.compile(student, trainset=trainset, valset=valset, **kwargs)
         proposed = getattr(best_by_proxy, "candidate_programs", None) or [{"program": best_by_proxy, "score": None}]
         ranked = sorted(proposed, key=lambda c: -(c["score"] if c["score"] is not None else float("-inf")))

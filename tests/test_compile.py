@@ -2,6 +2,7 @@
 saved programs (sidecar, shipped defaults, a fresh process reproducing prompts and outputs)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -219,3 +220,33 @@ def test_compile_from_a_pair_file_carves_dev_from_the_pairs(tmp_path, ds):
     meta = read_meta(out)
     assert meta["dev_split"]["queries"] == 10 and meta["dataset"]["train_pairs"] < len(rows)
     assert load_program(out)  # loads
+
+
+# ---- MIPROv2 as the proposer, with its own prompt LM -------------------------------------------------
+
+OUTPUT_FIELD = re.compile(r"\d+\. `(\w+)` \((\w+)")
+
+
+def test_compile_with_mipro_uses_the_prompt_lm_to_propose_instructions(sample_path, tmp_path):
+    compile_script("mipro-task")
+    proposals = []
+
+    def prompt_fn(messages, kwargs):
+        """MIPROv2's proposer signatures: every output field gets a plausible value."""
+        outputs = messages[0]["content"].split("Your output fields are:")[1].split("All interactions")[0]
+        names = OUTPUT_FIELD.findall(outputs)
+        proposals.append([n for n, _ in names])
+        return json.dumps({n: True if t == "bool" else f"Write a near-miss passage ({len(proposals)})." for n, t in names})
+
+    register_script("mipro-prompt", prompt_fn)
+    out = tmp_path / "mipro.json"
+    result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
+                                       "scripted/mipro-task", "--prompt-lm", "scripted/mipro-prompt", "--optimizer",
+                                       "mipro", "--dev-queries", "10", "--work", str(tmp_path / "work"),
+                                       "--domain", "biomedical research", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    meta = read_meta(out)
+    assert meta["optimizer"] == "mipro" and meta["prompt_lm"] == "scripted/mipro-prompt"
+    assert any("proposed_instruction" in names for names in proposals)  # instructions came from the prompt LM
+    instructions = {c["program_hash"] for c in meta["candidates"]}
+    assert len(instructions) >= 2
