@@ -273,7 +273,7 @@ def backends_fetch(model) -> None:
 @click.option("--api-base", default=None, help="Server URL for the --lm (vLLM, Ollama, ...).")
 @click.option("--program", "program_path", default=None,
               help="A saved SyNeg program (`syneg compile` output), or 'uncompiled'. Default: the program shipped in "
-                   "programs/compiled/ for this --lm, else the uncompiled one.")
+                   "programs/compiled/ for this --lm and --strategy, else the uncompiled one.")
 @click.option("--mined", "--demos-from", "mined", type=click.Path(exists=True, path_type=Path), default=None,
               help="`syneg mine` output (folder or negatives.jsonl): --demos of its negatives are shown to the "
                    "generator as examples, and rewrite_mined edits them.")
@@ -321,7 +321,7 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
         raise click.BadParameter("rewrite_mined edits retrieved negatives: give --mined (a `syneg mine` output)",
                                  param_hint="--strategy")
     ds = load_dataset(data_path)
-    program_path = resolve_program(program_path, lm_name)
+    program_path = resolve_program(program_path, lm_name, strategy)
     click.echo(f"program: {program_path or 'uncompiled'}")
     program = load_program(program_path, max_rounds=max_rounds)
     retrieved = read_negatives(mined, "retrieved") if mined else []

@@ -1,9 +1,9 @@
 """Compiled programs on disk: DSPy's own JSON (prompts and demos) plus a sidecar that says where it came from.
 
 ``NAME.json`` is ``program.save`` output and loads with ``load_program``; ``NAME.meta.json`` records
-the dataset, dev split, metric before/after, LM, budget, library versions and date. Neither holds an
+the dataset, dev split, metric before/after, LM, strategy, budget, library versions and date. Neither holds an
 API key: predictors carry no LM, and the sidecar stores the model string only. Programs shipped in
-``programs/compiled/`` become the default for the LM string their sidecar names.
+``programs/compiled/`` become the default for the LM string and strategy their sidecar names.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dspy
 
+from programs.attributes import parse_strategies
 from programs.syneg import program_hash
 from syneg_dspy.errors import InputError
 from syneg_dspy.store import atomic_path, write_json
@@ -48,8 +49,8 @@ def save_program(program: dspy.Module, path: str | Path, meta: dict) -> tuple[Pa
     with atomic_path(path) as tmp:
         program.save(str(tmp.with_suffix(".json")))
         tmp.with_suffix(".json").replace(tmp)
-    meta = {**meta, "program": path.name, "program_hash": program_hash(program), "versions": versions(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **meta, "program": path.name,
+            "program_hash": program_hash(program), "versions": versions()}
     write_json(sidecar_path(path), meta)
     return path, sidecar_path(path)
 
@@ -64,17 +65,23 @@ def read_meta(program_path: str | Path) -> dict | None:
         raise InputError(f"not a program sidecar: {err}", path) from None
 
 
-def shipped_program(lm: str, folder: Path = COMPILED_DIR) -> Path | None:
-    """The newest program in ``folder`` compiled for ``lm``, if any."""
-    matches = [p for p in sorted(folder.glob("*.json")) if not p.name.endswith(".meta.json")
-               and (read_meta(p) or {}).get("lm") == lm]
+def shipped_program(lm: str, strategy: str = "generate", folder: Path = COMPILED_DIR) -> Path | None:
+    """The newest program in ``folder`` compiled for ``lm`` and the same generation strategies, if any
+    (a program compiled for rewrites has no demos for free generation, and the other way round)."""
+    wanted = parse_strategies(strategy)
+
+    def fits(meta: dict | None) -> bool:
+        return bool(meta) and meta.get("lm") == lm and parse_strategies(meta.get("strategy", "generate")) == wanted
+
+    matches = [p for p in sorted(folder.glob("*.json")) if not p.name.endswith(".meta.json") and fits(read_meta(p))]
     return max(matches, key=lambda p: read_meta(p).get("date", "")) if matches else None
 
 
-def resolve_program(value: str | Path | None, lm: str) -> Path | None:
-    """``--program``: a file; ``uncompiled``/``none``; or nothing given, which means the shipped program for ``lm``."""
+def resolve_program(value: str | Path | None, lm: str, strategy: str = "generate") -> Path | None:
+    """``--program``: a file; ``uncompiled``/``none``; or nothing given, which means the shipped program for
+    ``lm`` and ``strategy``."""
     if value is None:
-        return shipped_program(lm)
+        return shipped_program(lm, strategy)
     if str(value).lower() in UNCOMPILED:
         return None
     path = Path(value)

@@ -290,7 +290,7 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
 
     from programs.saved import resolve_program
 
-    program_path = resolve_program(config.program, config.lm)
+    program_path = resolve_program(config.program, config.lm, config.strategy)
     log(f"[generate] program: {program_path or 'uncompiled'}")
     program_file = {"program_sha": _hash(program_path.read_text()) if program_path else None}
     # demos and rewrite_mined sources come from the mined rows

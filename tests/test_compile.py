@@ -181,13 +181,16 @@ def test_saved_program_reproduces_prompts_and_outputs_in_a_fresh_process(compile
 # ---- shipped programs and --program ------------------------------------------------------------
 
 
-def test_shipped_program_is_the_default_only_for_its_lm(tmp_path):
+def test_shipped_program_is_the_default_only_for_its_lm_and_strategy(tmp_path):
     program = with_demo(SyNeg(), "alpha")
-    save_program(program, tmp_path / "old.json", {"lm": "local/x", "date": "x"})
-    path, _ = save_program(program, tmp_path / "new.json", {"lm": "local/x"})
-    save_program(program, tmp_path / "other.json", {"lm": "openai/gpt-4o-mini"})
-    assert shipped_program("local/x", tmp_path) == path  # newest by the sidecar's date
-    assert shipped_program("local/y", tmp_path) is None
+    save_program(program, tmp_path / "old.json", {"lm": "local/x", "strategy": "generate", "date": "2000-01-01"})
+    path, _ = save_program(program, tmp_path / "new.json", {"lm": "local/x", "strategy": "generate"})
+    rewrite, _ = save_program(program, tmp_path / "rewrite.json", {"lm": "local/x", "strategy": "rewrite_mined"})
+    save_program(program, tmp_path / "other.json", {"lm": "openai/gpt-4o-mini", "strategy": "generate"})
+    assert shipped_program("local/x", folder=tmp_path) == path  # newest by the sidecar's date
+    assert shipped_program("local/x", "rewrite_mined", tmp_path) == rewrite
+    assert shipped_program("local/x", "mixed", tmp_path) is None
+    assert shipped_program("local/y", folder=tmp_path) is None
     assert resolve_program("uncompiled", "local/x") is None
     assert resolve_program(path, "local/y") == path
     with pytest.raises(InputError, match="no such program file"):
