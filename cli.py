@@ -404,6 +404,8 @@ def compile_cmd(data_path, pairs_path, corpus_path, out_path, work_dir, lm_name,
 
     if data_path and pairs_path:
         raise click.BadParameter("give --data or --pairs, not both", param_hint="--pairs")
+    if out_path.suffix != ".json":  # checked now, not after the compile's LLM calls
+        raise click.BadParameter("the program is saved as NAME.json", param_hint="--out")
     try:
         strategies = parse_strategies(strategy)
     except ValueError as err:

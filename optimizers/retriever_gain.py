@@ -94,7 +94,6 @@ class RetrieverGain:
 
     def __call__(self, synthetic_rows: Sequence[dict]) -> GainResult:
         accepted = [r for r in synthetic_rows if r.get("verdict") == "accepted"]
-        self._encode_texts([r["text"] for r in accepted])
         hybrid, retrieved, shares = [], [], []
         for seed in self.seeds:
             if seed not in self._baseline:

@@ -197,6 +197,14 @@ def test_shipped_program_is_the_default_only_for_its_lm_and_strategy(tmp_path):
         resolve_program(tmp_path / "missing.json", "local/x")
 
 
+def test_a_bad_out_path_fails_before_any_llm_call(tmp_path, sample_path):
+    calls = []
+    register_script("compile-bad-out", lambda messages, kwargs: calls.append(1) or "{}")
+    result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(tmp_path / "p.txt"),
+                                       "--lm", "scripted/compile-bad-out"])
+    assert result.exit_code == 2 and "NAME.json" in result.output and calls == []
+
+
 def test_a_broken_program_file_is_one_line(tmp_path, sample_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
