@@ -12,10 +12,12 @@ import json
 import re
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Callable
 
 import dspy
 
 from programs.attributes import Attributes
+from programs.choice_adapter import ChoiceJSONAdapter
 from programs.signatures import CritiqueNegative, GenerateNegative, InferDomain, ReviseNegative, RewriteNegative
 from syneg_dspy.errors import InputError
 from syneg_dspy.text import phrases
@@ -37,10 +39,14 @@ class SyNeg(dspy.Module):
     The draft comes from ``generate`` (free writing) or, for the ``rewrite_*`` strategies, from one
     phrase replacement that ``rewrite`` picks and code applies to ``source`` (a 0.5B model asked to
     rewrite a whole passage returned it unchanged or drifted; naming one phrase it can do), and its
-    revision is a new edit. ``rounds`` counts critiques (an edit that cannot be applied is a round
-    without an LM call); a negative that never passes is returned with ``passed=False`` after
+    revision is a new edit. ``rounds`` counts checks (an edit that cannot be applied, or a draft
+    ``check`` rejects, is a round without a critique call); a negative that never passes is returned with ``passed=False`` after
     ``max_rounds``, for the guard to reject. When the source is the positive, keeping its words is
     the method, so the critique's ``copies_positive`` is ignored.
+
+    ``check`` (the runner passes the guard's string and encoder checks) sees each draft before the
+    critique: a draft it rejects is revised with its reason as the issue, without a critique call,
+    since the guard would drop it whatever the critique says.
     """
 
     def __init__(self, max_rounds: int = 2, source_words: int = SOURCE_WORDS):
@@ -56,7 +62,12 @@ class SyNeg(dspy.Module):
         self.infer_domain = dspy.Predict(InferDomain)
 
     def forward(
-        self, query: str, positive: str, attributes: Attributes | dict | str, source: str | None = None
+        self,
+        query: str,
+        positive: str,
+        attributes: Attributes | dict | str,
+        source: str | None = None,
+        check: Callable[[str], str | None] | None = None,
     ) -> dspy.Prediction:
         if isinstance(attributes, dict):
             attributes = Attributes.from_dict(attributes)
@@ -70,19 +81,25 @@ class SyNeg(dspy.Module):
             draft = self.generate(query=query, positive=positive, attributes=described)
             negative, reasoning = _clean(draft.negative), draft.reasoning
         else:
-            negative, edit, issue = self._rewrite(query, source, described, "none")
+            negative, edit, issue = self._rewrite(query, source, described, "none", strategy)
             reasoning = ""
         history: list[dict] = []
         for round_ in range(1, self.max_rounds + 1):
-            if issue:
-                verdict = {"answers_query": False, "on_topic": False, "copies_positive": False, "issues": issue}
+            found, checked_by = issue, "edit"  # an edit that could not be applied
+            if not found and check is not None:
+                found, checked_by = check(negative), "guard"
+            if found:
+                verdict = {"answers_query": False, "on_topic": False, "copies_positive": False, "issues": found}
             else:
+                checked_by = "critique"
                 critique = self.critique(query=query, positive=positive, negative=negative)
                 verdict = {k: critique[k] for k in ("answers_query", "on_topic", "copies_positive", "issues")}
                 if strategy == "rewrite_positive":
                     verdict["copies_positive"] = False
             passed = bool(verdict["on_topic"]) and not verdict["answers_query"] and not verdict["copies_positive"]
-            history.append({"round": round_, "negative": negative, "critique": verdict, "passed": passed})
+            history.append(
+                {"round": round_, "negative": negative, "critique": verdict, "passed": passed, "checked_by": checked_by}
+            )
             if passed or round_ == self.max_rounds:
                 break
             if strategy == "generate":
@@ -91,7 +108,7 @@ class SyNeg(dspy.Module):
                 )
                 negative = _clean(revised.revised)
             else:
-                negative, edit, issue = self._rewrite(query, source, described, verdict["issues"])
+                negative, edit, issue = self._rewrite(query, source, described, verdict["issues"], strategy)
         return dspy.Prediction(
             negative=negative,
             reasoning=reasoning,
@@ -103,11 +120,22 @@ class SyNeg(dspy.Module):
             edit_issue=issue,
         )
 
-    def _rewrite(self, query: str, source: str, described: str, issues: str) -> tuple[str, dict, str | None]:
-        """Ask for one phrase replacement in the source's opening; apply it to the whole source."""
+    def _rewrite(
+        self, query: str, source: str, described: str, issues: str, strategy: str
+    ) -> tuple[str, dict, str | None]:
+        """Ask for one phrase replacement in the source's opening; apply it to the whole source.
+
+        The phrase to find is limited to the offered ones (a schema enum, which the embedded model's
+        grammar enforces), and for ``rewrite_mined`` the replacement to the query's key phrases: the
+        0.5B model otherwise answered with "none", an attribute name or a whole sentence.
+        """
         shown = excerpt(source, self.source_words)
-        out = self.rewrite(query=query, source=shown, phrases=phrases(shown, PHRASES), attributes=described,
-                           issues=issues)
+        offered = phrases(shown, PHRASES)
+        choices = {"find": offered}
+        if strategy == "rewrite_mined":
+            choices["replace"] = [t for t in phrases(query, PHRASES) if t.lower() not in {o.lower() for o in offered}]
+        with dspy.context(adapter=ChoiceJSONAdapter(choices)):
+            out = self.rewrite(query=query, source=shown, phrases=offered, attributes=described, issues=issues)
         edit = {"find": _unlist(_clean(out.find)), "replace": _unlist(_clean(out.replace))}
         if not edit["find"] or edit["find"].lower() == edit["replace"].lower():
             return "", edit, "the edit changed nothing: name a phrase of the source and a different replacement"

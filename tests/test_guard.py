@@ -133,3 +133,21 @@ def test_rewrite_of_the_positive_may_keep_its_words_but_not_its_meaning(encoder,
     assert v.accepted and v.scores["positive_run"] >= 0.5 and v.scores["positive_cosine"] < 0.9
     # the encoder checks still apply: the positive itself is rejected
     assert Guard(encoder).check(query, positive, positive, strategy="rewrite_positive").reason == "copies_positive"
+
+
+def test_feedback_is_the_lm_free_checks_as_revision_advice(encoder, pair):
+    from syneg_dspy.generate.guard import ADVICE
+
+    query, positive = pair
+    guard = Guard(encoder)
+    check = guard.feedback(query, positive, accepted=[GOOD])
+    assert check(" ".join(positive.split(". ")[1:3])) == ADVICE["copies_positive"]
+    assert check(GOOD) == ADVICE["duplicate"]  # sees the negatives already accepted for the query
+    other = "Plant root hairs elongate by tip growth that depends on calcium gradients and vesicle traffic."
+    assert check(other) is None
+    # the critique is not part of it: a passage the critique fails still gets no advice, but check rejects it
+    failed = dict(PASS, answers_query=True)
+    assert guard.precheck(query, positive, other).accepted
+    assert guard.check(query, positive, other, critique=failed).reason == "judge_answers"
+    assert set(ADVICE) >= {"empty", "too_short", "meta_text", "restates_query", "copies_positive",
+                           "unchanged_source", "outscores_positive", "duplicate"}

@@ -378,3 +378,29 @@ def test_local_answers_cached_under_other_decoding_settings_are_not_replayed(emb
     assert before.kwargs["metadata"] == {"decoding": backends.DECODING}
     monkeypatch.setattr(backends, "DECODING", backends.DECODING + ";other")
     assert key(make_lm(embedded)) != key(before)
+
+
+@pytest.mark.llm
+def test_embedded_model_keeps_one_context_per_system_message(embedded, monkeypatch):
+    import litellm
+
+    from syneg_dspy.lm import local
+
+    make_lm(embedded)
+    local.LOCAL.close()
+    monkeypatch.setattr(local, "CONTEXTS", 2)
+    path = embedded_model_path("qwen2.5-coder-0.5b")
+
+    def ask(system, user):
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        reply = litellm.completion(embedded, messages, max_tokens=12, temperature=0.0)
+        return reply.choices[0].message.content, local.LOCAL.model(path, local.context_key(messages))[0]
+
+    _, terse = ask("You are terse.", "Name one colour.")
+    _, french = ask("You answer in French.", "Name one colour.")
+    answer, again = ask("You are terse.", "Repeat this word once: banana")
+    assert again is terse and french is not terse  # the same system message, the same context and its KV cache
+    assert "banana" in answer.lower()  # a reused prefix still answers the new question
+    _, third = ask("You are a poet.", "Name one colour.")
+    assert third is french and len(local.LOCAL._models[path]) == 2  # past CONTEXTS, the least recently used is taken
+    local.LOCAL.close()

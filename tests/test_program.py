@@ -250,3 +250,52 @@ def test_phrases_are_topic_runs_and_entities_in_order():
     assert phrases(text, 20) == ["Folate", "vitamin B6", "B6", "diet", "relation", "coronary heart disease",
                                  "HIV-1 load", "HIV-1"]  # "low": too short to be worth replacing
     assert phrases(text, 3) == ["Folate", "vitamin B6", "B6"]
+
+
+def test_a_draft_the_check_rejects_is_revised_with_its_advice_and_no_critique_call():
+    calls, seen = [], []
+
+    def fn(messages, kwargs):
+        calls.append(step(messages))
+        if step(messages) == "critique":
+            return critique()
+        if step(messages) == "revise":
+            seen.append(fields(messages)["issues"])
+            return json.dumps({"revised": "Vitamin K2 changes bone density in rats."})
+        return json.dumps({"reasoning": "r", "negative": "A copy of the positive."})
+
+    def check(negative):
+        return "it copies the positive" if "copy" in negative else None
+
+    pred = run(SyNeg(max_rounds=3), scripted("prog-check", fn), **INPUTS, check=check)
+    assert calls == ["generate", "revise", "critique"] and seen == ["it copies the positive"]
+    assert pred.passed and pred.rounds == 2
+    assert [h["checked_by"] for h in pred.history] == ["guard", "critique"]
+    # a check that never passes ends at the round limit without any critique call
+    calls.clear()
+    never = run(SyNeg(max_rounds=2), scripted("prog-check", fn), **INPUTS, check=lambda n: "too short")
+    assert calls == ["generate", "revise"] and not never.passed and never.critique["issues"] == "too short"
+
+
+def test_rewrite_choices_reach_the_grammar_not_the_prompt():
+    formats, prompts = [], []
+
+    def fn(messages, kwargs):
+        if step(messages) == "critique":
+            return critique()
+        formats.append(kwargs["response_format"])
+        prompts.append(messages[0]["content"])
+        return edit("900 children", "older adults")
+
+    pred = run(SyNeg(source_words=5), scripted("prog-choices", fn), **REWRITE)
+    assert pred.passed and pred.negative.startswith("A cohort of older adults found calcium")
+    schema = formats[0]["json_schema"]["schema"]["properties"]
+    assert schema["find"]["enum"] == ["cohort", "900 children", "900"]  # the offered phrases
+    # rewrite_mined puts a key phrase of the query in: the choices are the query's phrases
+    assert schema["replace"]["enum"] == phrases(INPUTS["query"], 12) == [
+        "Vitamin D supplementation", "reduces fracture risk", "older adults"]
+    positive = dict(REWRITE, attributes=Attributes("hard", "short", "entity_swap", strategy="rewrite_positive"))
+    run(SyNeg(source_words=5), scripted("prog-choices", fn), **positive)
+    assert "enum" in formats[1]["json_schema"]["schema"]["properties"]["find"]
+    assert "enum" not in formats[1]["json_schema"]["schema"]["properties"]["replace"]  # any other entity
+    assert prompts[0] == prompts[1] and "900 children" not in prompts[0]  # one system message for every item

@@ -10,12 +10,26 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import dspy
 
 from programs.signatures import CritiqueNegative
 from syneg_dspy.text import content, words
+
+# What a revision is told when the guard rejects its draft (see SyNeg's ``check``).
+ADVICE = {
+    "empty": "the passage is empty: write a passage",
+    "too_short": "the passage is too short: write full sentences",
+    "meta_text": "it talks about the query or the task: write only the passage itself",
+    "restates_query": "it restates the query: write about a neighbouring question instead",
+    "copies_positive": "it copies the positive passage: use other sentences and a different finding",
+    "unchanged_source": "the edit left the source as it was: replace a phrase with different words",
+    "outscores_positive": "it matches the query better than the real answer does, so it likely answers it: change the "
+    "decisive detail (the entity, condition or outcome)",
+    "duplicate": "it repeats a negative already written for this query: write a different one",
+}
+
 
 class Verdict(NamedTuple):
     accepted: bool
@@ -96,6 +110,35 @@ class Guard:
     ) -> Verdict:
         """Verdict for one negative; ``accepted`` holds the negatives already kept for this query,
         ``source`` the passage a ``rewrite_*`` strategy edited."""
+        verdict = self.precheck(query, positive, negative, accepted=accepted, source=source, strategy=strategy)
+        if not verdict.accepted:
+            return verdict
+        if critique is not None and self.use_critique and (reason := _judge_reason(critique, strategy)):
+            return Verdict(False, reason, verdict.scores)
+        if self.judge is not None:
+            with dspy.context(lm=self.judge, adapter=dspy.JSONAdapter()):
+                judged = dspy.Predict(CritiqueNegative)(query=query, positive=positive, negative=negative)
+            if reason := _judge_reason(judged, strategy):
+                return Verdict(False, reason, verdict.scores)
+        return verdict
+
+    def feedback(
+        self, query: str, positive: str, *, accepted: Sequence[str] = (), source: str | None = None,
+        strategy: str = "generate",
+    ) -> Callable[[str], str | None]:
+        """``negative → advice or None``: the string and encoder checks as a revision hint (SyNeg's ``check``)."""
+
+        def check(negative: str) -> str | None:
+            verdict = self.precheck(query, positive, negative, accepted=accepted, source=source, strategy=strategy)
+            return None if verdict.accepted else ADVICE[verdict.reason]
+
+        return check
+
+    def precheck(
+        self, query: str, positive: str, negative: str, *, accepted: Sequence[str] = (), source: str | None = None,
+        strategy: str = "generate",
+    ) -> Verdict:
+        """The checks that need no LM: text overlap and the base encoder."""
         tokens = words(negative)
         scores: dict[str, float] = {"words": float(len(tokens))}
         if not tokens:
@@ -134,14 +177,6 @@ class Guard:
             return Verdict(False, "outscores_positive", scores)
         if scores["duplicate_cosine"] >= self.max_duplicate_cosine:
             return Verdict(False, "duplicate", scores)
-
-        if critique is not None and self.use_critique and (reason := _judge_reason(critique, strategy)):
-            return Verdict(False, reason, scores)
-        if self.judge is not None:
-            with dspy.context(lm=self.judge, adapter=dspy.JSONAdapter()):
-                judged = dspy.Predict(CritiqueNegative)(query=query, positive=positive, negative=negative)
-            if reason := _judge_reason(judged, strategy):
-                return Verdict(False, reason, scores)
         return Verdict(True, None, scores)
 
 

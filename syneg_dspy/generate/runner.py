@@ -175,8 +175,10 @@ def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: l
     callbacks = [*dspy.settings.callbacks, counter]
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter(), callbacks=callbacks), dspy.track_usage() as usage:
         try:
+            check = guard.feedback(item.query, item.positive, accepted=accepted, source=item.source,
+                                   strategy=item.attributes.strategy)
             pred = program(query=item.query, positive=excerpt(item.positive, positive_words), attributes=item.attributes,
-                           source=item.source)
+                           source=item.source, check=check)
             if pred.edit_issue:  # a rewrite whose last edit could not be applied: nothing to guard
                 verdict = Verdict(False, "bad_edit", {})
             else:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import pydantic
@@ -26,6 +28,10 @@ REPEAT_PENALTY = 1.3
 # Names how this module decodes (penalty, grammar rules); make_lm puts it in DSPy's cache key. Change it with them.
 DECODING = f"repeat_penalty={REPEAT_PENALTY};strings=nonempty"
 N_CTX = 4096  # our longest prompts (demos + passage + critique) stay well under this
+# llama.cpp contexts per model file, one per system message (one per DSPy predictor): each keeps its
+# KV cache, so a prompt that starts like the previous one to the same predictor (system message, demos)
+# is only evaluated from where it differs. Prompt evaluation is most of a call's time on 2 cores.
+CONTEXTS = 4
 _SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop", "repeat_penalty", "frequency_penalty", "presence_penalty")
 # Schema keywords that turn into huge or unsupported grammar rules; dropping them only loosens the constraint
 # (every string then gets minLength 1, which is one cheap rule).
@@ -88,34 +94,48 @@ def _threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def context_key(messages: list) -> str:
+    """Which context serves a prompt: the hash of its system message."""
+    system = messages[0]["content"] if messages and messages[0].get("role") == "system" else ""
+    return hashlib.sha256(str(system).encode()).hexdigest()
+
+
 class LocalLLM(CustomLLM):
-    """LiteLLM custom provider ``local``: one lazily loaded ``llama_cpp.Llama`` per file, one generation at a time each."""
+    """LiteLLM custom provider ``local``: lazily loaded ``llama_cpp.Llama`` contexts, one generation at a time each."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._models: dict[Path, tuple[object, threading.Lock]] = {}
+        # per file: system-message hash → (context, its lock), least recently used first
+        self._models: dict[Path, OrderedDict[str, tuple[object, threading.Lock]]] = {}
         self._load_lock = threading.Lock()
         atexit.register(self.close)  # free llama.cpp while its library is still loaded, not at teardown
 
-    def model(self, path: Path):
-        """The loaded model and its generation lock (llama.cpp contexts are not thread-safe)."""
+    def model(self, path: Path, key: str = ""):
+        """The context for ``key`` (a system message's hash) and its lock (llama.cpp contexts are not
+        thread-safe). Past ``CONTEXTS`` the least recently used context is taken over."""
         with self._load_lock:
-            if path not in self._models:
+            slots = self._models.setdefault(path, OrderedDict())
+            if key in slots:
+                slots.move_to_end(key)
+            elif len(slots) >= CONTEXTS:
+                slots[key] = slots.pop(next(iter(slots)))
+            else:
                 from llama_cpp import Llama  # heavy; only when a local model is used
 
                 n = _threads()
                 llama = Llama(model_path=str(path), n_ctx=N_CTX, n_threads=n, n_threads_batch=n, verbose=False)
-                self._models[path] = (llama, threading.Lock())
-            return self._models[path]
+                slots[key] = (llama, threading.Lock())
+            return slots[key]
 
     def close(self) -> None:
         with self._load_lock:
-            for llama, _ in self._models.values():
-                llama.close()
+            for slots in self._models.values():
+                for llama, _ in slots.values():
+                    llama.close()
             self._models.clear()
 
     def completion(self, model: str, messages: list, *args, optional_params: dict, **kwargs):
-        llama, lock = self.model(resolve_local(model))
+        llama, lock = self.model(resolve_local(model), context_key(messages))
         params = {"repeat_penalty": REPEAT_PENALTY}
         params.update({k: optional_params[k] for k in _SAMPLING if optional_params.get(k) is not None})
         if "max_tokens" not in params and optional_params.get("max_completion_tokens") is not None:
