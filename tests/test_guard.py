@@ -151,3 +151,18 @@ def test_feedback_is_the_lm_free_checks_as_revision_advice(encoder, pair):
     assert guard.check(query, positive, other, critique=failed).reason == "judge_answers"
     assert set(ADVICE) >= {"empty", "too_short", "meta_text", "restates_query", "copies_positive",
                            "unchanged_source", "outscores_positive", "duplicate"}
+
+
+def test_a_draft_checked_by_the_program_is_not_encoded_again_by_the_final_check(encoder, pair):
+    calls = []
+
+    class Counting:
+        def encode(self, texts, **kw):
+            calls.append(len(texts))
+            return encoder.encode(texts, **kw)
+
+    guard = Guard(Counting())
+    other = "Plant root hairs elongate by tip growth that depends on calcium gradients and vesicle traffic."
+    assert guard.feedback(*pair)(other) is None
+    assert guard.check(*pair, other, critique=PASS).accepted and len(calls) == 1
+    assert guard.check(*pair, other, accepted=[GOOD]).accepted and len(calls) == 2  # other inputs: checked afresh

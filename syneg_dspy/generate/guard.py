@@ -92,6 +92,8 @@ class Guard:
     use_critique: bool = True
     judge: dspy.LM | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # Recent precheck verdicts: the runner's final check sees the same draft the program's check just saw.
+    _recent: dict = field(default_factory=dict, repr=False, compare=False)
 
     def _encode(self, texts: list[str]):
         with self._lock:  # one forward pass at a time when the runner uses threads
@@ -138,7 +140,16 @@ class Guard:
         self, query: str, positive: str, negative: str, *, accepted: Sequence[str] = (), source: str | None = None,
         strategy: str = "generate",
     ) -> Verdict:
-        """The checks that need no LM: text overlap and the base encoder."""
+        """The checks that need no LM: text overlap and the base encoder (remembered for the last few drafts)."""
+        key = (query, positive, negative, tuple(accepted), source, strategy)
+        if (verdict := self._recent.get(key)) is None:
+            verdict = self._precheck(query, positive, negative, accepted, source, strategy)
+            if len(self._recent) >= 64:
+                self._recent.clear()
+            self._recent[key] = verdict
+        return verdict
+
+    def _precheck(self, query, positive, negative, accepted, source, strategy) -> Verdict:
         tokens = words(negative)
         scores: dict[str, float] = {"words": float(len(tokens))}
         if not tokens:
