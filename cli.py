@@ -173,13 +173,19 @@ def mine(data_path, split, out_dir, source, model, n, range_min, range_max, marg
 # ---- evaluate ----------------------------------------------------------------------------------
 
 
+_bf16_option = click.option(
+    "--bf16", is_flag=True, help="bfloat16 autocast: 2-3x faster on CPUs with AMX (SciFact zero-shot nDCG@10 0.6472, fp32 0.6451)."
+)
+
+
 @main.command("evaluate")
 @data_option
 @click.option("--split", default="test", show_default=True)
 @_model_option
 @click.option("--index", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True)
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="Also write the metrics as JSON.")
-def evaluate_cmd(data_path, split, model, index, out_path):
+@_bf16_option
+def evaluate_cmd(data_path, split, model, index, out_path, bf16):
     """nDCG@10, MRR@10, Recall@100 and MAP of an encoder on a split (top-100 dense retrieval)."""
     from rich.console import Console
     from rich.table import Table
@@ -188,8 +194,8 @@ def evaluate_cmd(data_path, split, model, index, out_path):
     from syneg_dspy.evaluate import evaluate
     from syneg_dspy.store import write_json
 
-    metrics = evaluate(model, load_dataset(data_path), split, index=index)
-    table = Table(title=f"{metrics['model']} on {metrics['data']} [{split}, {metrics['n_queries']} queries]")
+    metrics = evaluate(model, load_dataset(data_path), split, index=index, bf16=bf16)
+    table = Table(title=f"{metrics['model']} on {metrics['data']} [{split}, {metrics['n_queries']} queries, {metrics['precision']}]")
     names = ("ndcg@10", "mrr@10", "recall@100", "map")
     for name in names:
         table.add_column(name, justify="right")
@@ -492,6 +498,7 @@ def mix_cmd(data_path, split, synthetic, retrieved, out_dir, n, ratio, schedule,
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT/checkpoints (same settings).")
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True,
               help="--no-shuffle trains in file order (a curriculum such as `syneg mix --schedule warmup`).")
+@_bf16_option
 def train_cmd(train_path, out_dir, base_model, eval_path, **options):
     """Fine-tune an encoder with MultipleNegativesRankingLoss (no-duplicates batches)."""
     from syneg_dspy.data import load_dataset

@@ -72,9 +72,18 @@ def generate(ds, a, work: Path, strategy: str, dense: list[dict]) -> tuple[list[
     from syneg_dspy.retrieval.encoder import load_encoder
     from syneg_dspy.store import read_jsonl
 
-    if strategy in a.negatives:  # generated earlier by `syneg generate --strategy ...`
-        folder = Path(a.negatives[strategy])
-        return read_jsonl(folder / "negatives.jsonl"), json.loads((folder / "summary.json").read_text())
+    if strategy in a.negatives:  # generated earlier by `syneg generate`: this strategy's rows of that file
+        from syneg_dspy.evaluate.separability import separability_by_strategy
+        from syneg_dspy.generate.runner import summarize
+
+        path = Path(a.negatives[strategy])
+        rows = read_jsonl(path / "negatives.jsonl" if path.is_dir() else path)
+        if strategy != "mixed":
+            rows = [r for r in rows if r["attributes"].get("strategy", "generate") == strategy]
+        sep = separability_by_strategy(rows, [ds.doc_text(d) for d in ds.corpus], load_encoder(a.base_model))
+        summary = summarize(rows, run_rows=rows, wall_s=sum(r.get("latency_s") or 0 for r in rows), domain=a.domain,
+                            lm=rows[0]["lm"] if rows else a.lm, phash="", out=str(path), separability=sep)
+        return rows, summary.to_dict()
     path = work / "generate" / strategy / "negatives.jsonl"
     if a.gen_limit == 0:
         return [], {}
@@ -115,6 +124,8 @@ def main() -> None:
     p.add_argument("--max-steps", type=int, default=None, help="steps per row (default: one epoch over the train pairs)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--max-seq-length", type=int, default=None, help="training max tokens (default: the encoder's, 256); evaluation keeps the encoder's")
+    p.add_argument("--bf16", action="store_true", help="train and encode under bfloat16 autocast (AMX CPUs: 2-3x faster)")
     p.add_argument("--gen-limit", type=int, default=50, help="train pairs that get an LLM negative (0: none)")
     p.add_argument("--lm", default="local/qwen2.5-coder-0.5b")
     p.add_argument("--max-rounds", type=int, default=2)
@@ -122,8 +133,8 @@ def main() -> None:
     p.add_argument("--domain", default="biomedical research", help="domain attribute (skips inferring it)")
     p.add_argument("--strategies", nargs="+", default=["generate"],
                    help="generation strategies compared (generate, rewrite_mined, rewrite_positive, mixed)")
-    p.add_argument("--negatives", nargs="*", default=[], metavar="STRATEGY=FOLDER",
-                   help="use a `syneg generate` output folder for a strategy instead of generating")
+    p.add_argument("--negatives", nargs="*", default=[], metavar="STRATEGY=PATH",
+                   help="use the STRATEGY rows of a `syneg generate` output (folder or JSONL) instead of generating")
     p.add_argument("--rows", nargs="*", default=None, help="train only rows whose name starts with one of these")
     p.add_argument("--judge", default=None, help="LM that judges leaks among accepted negatives (e.g. local/qwen2.5-coder-1.5b)")
     p.add_argument("--relative-margin", type=float, default=0.05, help="mining: neg <= pos * (1 - F)")
@@ -135,6 +146,7 @@ def main() -> None:
     from syneg_dspy.evaluate import evaluate
     from syneg_dspy.mine import mine_negatives
     from syneg_dspy.mix import mix_negatives, save_mix
+    from syneg_dspy.retrieval.encoder import load_encoder
     from syneg_dspy.store import write_json
     from syneg_dspy.train import train
 
@@ -158,14 +170,16 @@ def main() -> None:
         rows[f"synthetic-only{suffix}"] = (dense, synthetic, 1.0)
         rows[f"hybrid r=0.25{suffix}"] = (dense, synthetic, 0.25)
         rows[f"hybrid r=0.5{suffix}"] = (dense, synthetic, 0.5)
-    results: dict[str, list[dict]] = {"zero-shot": [evaluate(a.base_model, ds, "test")] * len(a.seeds)}
+    base_length = load_encoder(a.base_model).max_seq_length
+    results: dict[str, list[dict]] = {"zero-shot": [evaluate(a.base_model, ds, "test", bf16=a.bf16)] * len(a.seeds)}
+    setting = f"steps{steps}-lr{a.lr}-bs{a.batch_size}" + (f"-L{a.max_seq_length}" if a.max_seq_length else "") + ("-bf16" if a.bf16 else "")
     if a.rows is not None:
         rows = {name: row for name, row in rows.items() if name.startswith(tuple(a.rows))}
     for name, (pool, synthetic, ratio) in rows.items():
         results[name] = []
         for seed in a.seeds:
             slug = name.replace(" ", "_").replace("=", "").replace("[", "").replace("]", "")
-            out = work / "results" / f"{slug}-{tag}-s{seed}-steps{steps}-lr{a.lr}-bs{a.batch_size}-syn{pool_hash(synthetic)}.json"
+            out = work / "results" / f"{slug}-{tag}-s{seed}-{setting}-syn{pool_hash(synthetic)}.json"
             if out.exists():
                 results[name].append(json.loads(out.read_text()))
                 continue
@@ -177,8 +191,11 @@ def main() -> None:
             run_dir = work / "train" / f"{slug}-s{seed}"
             save_mix(mix, ds, run_dir / "mix")
             res = train(run_dir / "mix", out_dir=run_dir / "train", base_model=a.base_model, max_steps=steps,
-                        batch_size=a.batch_size, lr=a.lr, warmup_ratio=0.1, seed=seed)
-            metrics = {**evaluate(res.model_path, ds, "test"), "synthetic_share": mix.stats["synthetic_share"],
+                        batch_size=a.batch_size, lr=a.lr, warmup_ratio=0.1, seed=seed,
+                        max_seq_length=a.max_seq_length, bf16=a.bf16)
+            model = load_encoder(res.model_path)
+            model.max_seq_length = base_length  # --max-seq-length is for training; every row is evaluated alike
+            metrics = {**evaluate(model, ds, "test", bf16=a.bf16), "synthetic_share": mix.stats["synthetic_share"],
                        "instances": mix.stats["instances"], "steps": res.steps}
             write_json(out, metrics)
             results[name].append(metrics)
@@ -190,7 +207,8 @@ def main() -> None:
         return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
     llm = ", ".join(f"{k}: {v[1].get('accepted', 0)} accepted of {v[1].get('items', 0)}" for k, v in generated.items())
-    print(f"\n{ds.name}: {len(pairs)} train pairs, {steps} steps × batch {a.batch_size}, lr {a.lr}, seeds {a.seeds}; "
+    print(f"\n{ds.name}: {len(pairs)} train pairs, {steps} steps × batch {a.batch_size}, lr {a.lr}, "
+          f"train max length {a.max_seq_length or 'default'}, {'bf16' if a.bf16 else 'fp32'}, seeds {a.seeds}; "
           f"LLM negatives: {llm}\n")
     print("| negatives | synthetic share | " + " | ".join(METRICS) + " |")
     print("|---|---|" + "---|" * len(METRICS))

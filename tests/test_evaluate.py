@@ -46,12 +46,15 @@ def test_a_doc_with_the_query_id_is_skipped(tiny_encoder_path):
 
 def test_evaluate_on_the_sample(ds, tiny_encoder_path, tmp_path):
     m = evaluate(tiny_encoder_path, ds, "test", cache_dir=tmp_path)
-    assert set(m) == {"split", "ndcg@10", "mrr@10", "recall@100", "map", "n_queries", "model", "data"}
+    assert set(m) == {"split", "ndcg@10", "mrr@10", "recall@100", "map", "n_queries", "model", "data", "precision"}
     assert m["split"] == "test" and m["n_queries"] == len(ds.qrels["test"]) and m["data"] == ds.path
+    assert m["precision"] == "fp32"
     assert m["model"].startswith("tiny-encoder-")
     assert all(0 <= m[k] <= 1 for k in ("ndcg@10", "mrr@10", "recall@100", "map"))
     # a random encoder still retrieves most of a 640-doc corpus' relevant docs in its top 100
     assert m["recall@100"] > 0.1
+    half = evaluate(tiny_encoder_path, ds, "test", cache_dir=tmp_path, bf16=True)
+    assert half["precision"] == "bf16" and half["ndcg@10"] == pytest.approx(m["ndcg@10"], abs=0.05)
     with pytest.raises(InputError, match="no qrels split"):
         evaluate(tiny_encoder_path, ds, "dev", cache_dir=tmp_path)
 
@@ -65,6 +68,10 @@ def test_cli_evaluate(tiny_encoder_path, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     metrics = json.loads(out.read_text())
     assert f"{metrics['ndcg@10']:.4f}" in result.output and metrics["n_queries"] == 40
+    assert metrics["precision"] == "fp32"
+    half = CliRunner().invoke(main, ["evaluate", "--model", str(tiny_encoder_path), "--out", str(out), "--bf16"])
+    assert half.exit_code == 0, half.output
+    assert json.loads(out.read_text())["precision"] == "bf16"
     missing = CliRunner().invoke(main, ["evaluate", "--model", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "error:" in missing.output
 

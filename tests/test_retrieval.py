@@ -80,6 +80,19 @@ def test_cache_key_changes_with_corpus_model_and_length(tiny_encoder_path, ds, t
     assert corpus_embeddings(other, ds, cache_dir=tmp_path, show_progress=False).encoded
 
 
+def test_bf16_embeddings_are_cached_apart_and_close_to_fp32(tiny_encoder_path, ds, tmp_path):
+    encoder = load_encoder(tiny_encoder_path)
+    fp32 = corpus_embeddings(encoder, ds, cache_dir=tmp_path, show_progress=False)
+    bf16 = corpus_embeddings(encoder, ds, cache_dir=tmp_path, show_progress=False, bf16=True)
+    assert bf16.encoded and bf16.path != fp32.path and bf16.matrix.dtype == np.float32
+    assert not np.array_equal(bf16.matrix, fp32.matrix)  # autocast really ran in bfloat16
+    assert (bf16.matrix * fp32.matrix).sum(axis=1).min() > 0.99
+    assert not corpus_embeddings(encoder, ds, cache_dir=tmp_path, show_progress=False, bf16=True).encoded
+    queries = [ds.queries[q] for q in sorted(ds.queries)[:8]]
+    q32, q16 = encode_queries(encoder, queries), encode_queries(encoder, queries, bf16=True)
+    assert not np.array_equal(q16, q32) and (q16 * q32).sum(axis=1).min() > 0.99
+
+
 class Killed(Exception):
     """Stands in for a kill in the middle of encoding."""
 

@@ -56,6 +56,17 @@ def test_few_steps_save_a_model_that_reloads_and_log_the_loss(ds, tiny, tmp_path
     assert not (out / ".model.tmp").exists()
 
 
+def test_bf16_autocast_trains_float32_weights(ds, tiny, tmp_path):
+    rows = random_negative_rows(ds)[:16]
+    runs = {bf16: train(rows, base_model=tiny, out_dir=tmp_path / str(bf16), batch_size=8, lr=1e-3, max_steps=2, bf16=bf16)
+            for bf16 in (False, True)}
+    losses = {bf16: [e["loss"] for e in res.log_history if "loss" in e] for bf16, res in runs.items()}
+    assert losses[True] != losses[False]  # same seed and batches: only the precision differs
+    assert losses[True] == pytest.approx(losses[False], rel=0.1)
+    model = SentenceTransformer(runs[True].model_path, device="cpu")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}  # master weights stay fp32
+
+
 def test_cached_mnrl_trains(ds, tiny, tmp_path):
     res = train(random_negative_rows(ds)[:16], base_model=tiny, out_dir=tmp_path, batch_size=8, max_steps=1,
                 loss="cached_mnrl", mini_batch_size=4)
@@ -123,7 +134,7 @@ def test_cli_train(ds, tiny, tmp_path):
 
     write_jsonl(tmp_path / "train.jsonl", random_negative_rows(ds)[:16])
     result = CliRunner().invoke(main, ["train", "--train", str(tmp_path / "train.jsonl"), "--out", str(tmp_path / "out"),
-                                       "--base-model", tiny, "--batch-size", "8", "--max-steps", "1"])
+                                       "--base-model", tiny, "--batch-size", "8", "--max-steps", "1", "--bf16"])
     assert result.exit_code == 0, result.output
     assert "1 steps" in result.output and (tmp_path / "out" / "model" / "modules.json").exists()
 
