@@ -5,6 +5,7 @@ same seed; a callback times every optimizer step, and the median after ``--warmu
 
     python bench/bench_train.py                       # sample, embedded MiniLM, 8 steps
     python bench/bench_train.py --data ../shared/datasets/scifact --steps 20
+    python bench/bench_train.py --bf16 --max-seq-length 128   # both trainers in bfloat16 autocast, 128 tokens
 """
 
 from __future__ import annotations
@@ -55,10 +56,12 @@ def plain(rows, model_path: str, out: str, a) -> tuple[StepTimer, float]:
     timer = StepTimer()
     start = time.perf_counter()
     model = SentenceTransformer(model_path, device="cpu")
+    if a.max_seq_length:
+        model.max_seq_length = a.max_seq_length
     args = SentenceTransformerTrainingArguments(
         output_dir=out, max_steps=a.steps, per_device_train_batch_size=a.batch_size, learning_rate=2e-5,
         warmup_steps=max(1, a.steps // 10), seed=a.seed, data_seed=a.seed, batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1,
+        save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True, logging_steps=1, bf16=a.bf16,
     )
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(rows), loss=MultipleNegativesRankingLoss(model),
@@ -74,7 +77,7 @@ def ours(rows, model_path: str, out: str, a) -> tuple[StepTimer, float]:
     timer = StepTimer()
     start = time.perf_counter()
     train(rows, out_dir=out, base_model=model_path, max_steps=a.steps, batch_size=a.batch_size, lr=2e-5,
-          warmup_ratio=0.1, seed=a.seed, callbacks=[timer])
+          warmup_ratio=0.1, seed=a.seed, callbacks=[timer], max_seq_length=a.max_seq_length, bf16=a.bf16)
     return timer, time.perf_counter() - start
 
 
@@ -87,6 +90,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=1, help="alternate the two this many times")
+    p.add_argument("--max-seq-length", type=int, default=None, help="tokens per text (default: the encoder's)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast in both trainers")
     a = p.parse_args()
     if a.steps <= a.warmup:
         p.error("--steps must exceed --warmup")
@@ -106,7 +111,7 @@ def main() -> None:
 
     base = statistics.median(s for s, _ in results["plain"])
     print(f"\n{len(rows)} rows, batch {a.batch_size}, {a.steps} steps (median of steps {a.warmup + 1}..{a.steps}), "
-          f"{a.repeats} repeat(s), model {model_path}\n")
+          f"{a.repeats} repeat(s), max length {a.max_seq_length or 'default'}, {'bf16' if a.bf16 else 'fp32'}, model {model_path}\n")
     print("| trainer | median step (s) | wall incl. load+save (s) | step overhead |")
     print("|---|---|---|---|")
     for name, runs in results.items():
