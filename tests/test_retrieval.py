@@ -88,6 +88,8 @@ def test_bf16_embeddings_are_cached_apart_and_close_to_fp32(tiny_encoder_path, d
     assert not np.array_equal(bf16.matrix, fp32.matrix)  # autocast really ran in bfloat16
     assert (bf16.matrix * fp32.matrix).sum(axis=1).min() > 0.99
     assert not corpus_embeddings(encoder, ds, cache_dir=tmp_path, show_progress=False, bf16=True).encoded
+    with pytest.raises(InputError, match="one process"):
+        corpus_embeddings(encoder, ds, cache_dir=tmp_path / "pool", show_progress=False, bf16=True, processes=2)
     queries = [ds.queries[q] for q in sorted(ds.queries)[:8]]
     q32, q16 = encode_queries(encoder, queries), encode_queries(encoder, queries, bf16=True)
     assert not np.array_equal(q16, q32) and (q16 * q32).sum(axis=1).min() > 0.99

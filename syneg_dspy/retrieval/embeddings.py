@@ -83,6 +83,8 @@ def corpus_embeddings(
     """
     if shard_size < 1 or processes < 1:
         raise InputError(f"shard_size and processes must be at least 1, got {shard_size} and {processes}")
+    if bf16 and processes > 1:  # autocast is per process: the pool's workers would encode in fp32
+        raise InputError("bf16 encoding runs in one process; drop processes or bf16")
     doc_ids = sorted(ds.corpus)
     path = cache_path(encoder, ds, cache_dir, bf16)
     if path.exists():
