@@ -173,9 +173,8 @@ def mine(data_path, split, out_dir, source, model, n, range_min, range_max, marg
 # ---- evaluate ----------------------------------------------------------------------------------
 
 
-_bf16_option = click.option(
-    "--bf16", is_flag=True, help="bfloat16 autocast: 2-3x faster on CPUs with AMX (SciFact zero-shot nDCG@10 0.6472, fp32 0.6451)."
-)
+def _bf16_option(help: str):
+    return click.option("--bf16", is_flag=True, help=help)
 
 
 @main.command("evaluate")
@@ -184,7 +183,7 @@ _bf16_option = click.option(
 @_model_option
 @click.option("--index", type=click.Choice(["flat", "ivf", "hnsw"]), default="flat", show_default=True)
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None, help="Also write the metrics as JSON.")
-@_bf16_option
+@_bf16_option("Encode in bfloat16 autocast: 2.2x faster on CPUs with AMX (SciFact zero-shot nDCG@10 0.6472, fp32 0.6451).")
 def evaluate_cmd(data_path, split, model, index, out_path, bf16):
     """nDCG@10, MRR@10, Recall@100 and MAP of an encoder on a split (top-100 dense retrieval)."""
     from rich.console import Console
@@ -498,7 +497,7 @@ def mix_cmd(data_path, split, synthetic, retrieved, out_dir, n, ratio, schedule,
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT/checkpoints (same settings).")
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True,
               help="--no-shuffle trains in file order (a curriculum such as `syneg mix --schedule warmup`).")
-@_bf16_option
+@_bf16_option("Train in bfloat16 autocast (fp32 weights): a little faster per step on CPUs with AMX (bench/RESULTS.md).")
 def train_cmd(train_path, out_dir, base_model, eval_path, **options):
     """Fine-tune an encoder with MultipleNegativesRankingLoss (no-duplicates batches)."""
     from syneg_dspy.data import load_dataset

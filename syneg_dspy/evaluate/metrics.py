@@ -70,7 +70,7 @@ def evaluate(
     cache_dir: str | Path | None = None,
     bf16: bool = False,
 ) -> dict:
-    """``{split, ndcg@10, mrr@10, recall@k, map, n_queries, model, data}`` for ``encoder`` on ``ds``'s ``split``.
+    """``{split, ndcg@10, mrr@10, recall@k, map, n_queries, model, data, precision}`` for ``encoder`` on ``ds``'s ``split``.
 
     ``bf16=True`` encodes under bfloat16 autocast (faster on AMX CPUs; its embeddings are cached apart)."""
     if k < 10:

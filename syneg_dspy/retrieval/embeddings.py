@@ -7,7 +7,7 @@ A corpus larger than ``shard_size`` docs is encoded shard by shard: each shard i
 a folder beside the final file, so a killed encoding resumes with the shards it has not finished, and
 the final ``.npy`` (the same path and contents as unsharded) is assembled at the end. ``processes > 1``
 spreads the encoding over sentence-transformers' own multi-process pool. ``bf16=True`` encodes under
-bfloat16 autocast: 2.3x faster on CPUs with AMX (cosine to fp32 > 0.9999, bench/RESULTS.md), cached apart.
+bfloat16 autocast: 2.2x faster on CPUs with AMX (cosine to fp32 > 0.9999, bench/RESULTS.md), cached apart.
 """
 
 from __future__ import annotations
