@@ -41,8 +41,10 @@ class SyNeg(dspy.Module):
     rewrite a whole passage returned it unchanged or drifted; naming one phrase it can do), and its
     revision is a new edit. ``rounds`` counts checks (an edit that cannot be applied, or a draft
     ``check`` rejects, is a round without a critique call); a negative that never passes is returned with ``passed=False`` after
-    ``max_rounds``, for the guard to reject. When the source is the positive, keeping its words is
-    the method, so the critique's ``copies_positive`` is ignored.
+    ``max_rounds``, for the guard to reject. A rewrite's critique ``copies_positive`` is ignored: an
+    edit of a retrieved passage cannot become a copy of the positive unless its source was one, and the
+    guard measures that (overlap, cosine); an edit of the positive keeps its words by design. The
+    0.5B's critique said "copies" for 21 of 157 mined rewrites the measurement had passed.
 
     ``check`` (the runner passes the guard's string and encoder checks) sees each draft before the
     critique: a draft it rejects is revised with its reason as the issue, without a critique call,
@@ -94,7 +96,7 @@ class SyNeg(dspy.Module):
                 checked_by = "critique"
                 critique = self.critique(query=query, positive=positive, negative=negative)
                 verdict = {k: critique[k] for k in ("answers_query", "on_topic", "copies_positive", "issues")}
-                if strategy == "rewrite_positive":
+                if strategy != "generate":
                     verdict["copies_positive"] = False
             passed = bool(verdict["on_topic"]) and not verdict["answers_query"] and not verdict["copies_positive"]
             history.append(

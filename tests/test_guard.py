@@ -97,6 +97,23 @@ def test_critique_verdicts(encoder, pair, critique, reason):
     assert Guard(encoder, use_critique=False).check(*pair, GOOD, critique=critique).accepted
 
 
+def test_a_rewrites_copying_is_measured_not_taken_from_the_critique(encoder, pair):
+    query, positive = pair
+    says_copy = {**PASS, "copies_positive": True}
+    source = GOOD + " The study followed 40 fish for two months."
+    edited = source.replace("two months", "a year")
+    assert Guard(encoder).check(query, positive, edited, critique=says_copy, source=source,
+                                strategy="rewrite_mined").accepted
+    # a real copy still fails the measurement, whatever the critique says
+    copy = " ".join(positive.split(". ")[1:3])
+    v = Guard(encoder).check(query, positive, copy, critique=PASS, source=source, strategy="rewrite_mined")
+    assert v.reason == "copies_positive"
+    # the critique's other verdicts still count for a rewrite
+    answers = {**PASS, "answers_query": True}
+    assert Guard(encoder).check(query, positive, edited, critique=answers, source=source,
+                                strategy="rewrite_mined").reason == "judge_answers"
+
+
 def test_separate_judge_lm(encoder, pair):
     seen = []
 

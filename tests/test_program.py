@@ -224,15 +224,22 @@ def test_an_edit_that_cannot_be_applied_is_retried_without_a_critique_call():
     assert never.negative == "" and not never.passed and "not in the source" in never.edit_issue
 
 
-def test_rewriting_the_positive_is_not_failed_for_copying_it():
+def test_a_rewrite_is_not_failed_for_copying_only_a_free_generation_is():
+    calls = []
+
     def fn(messages, kwargs):
+        calls.append(step(messages))
         if step(messages) == "critique":
             return critique(copies=True)
+        if step(messages) == "generate":
+            return json.dumps({"reasoning": "r", "negative": "Vitamin K2 changes bone density in rats."})
         return edit("calcium", "iron")
 
-    attrs = Attributes("hard", "short", "entity_swap", strategy="rewrite_positive")
-    assert run(SyNeg(), scripted("prog-rw-pos", fn), **dict(REWRITE, attributes=attrs)).passed
-    assert not run(SyNeg(max_rounds=1), scripted("prog-rw-pos", fn), **REWRITE).passed  # rewrite_mined must not copy
+    positive = Attributes("hard", "short", "entity_swap", strategy="rewrite_positive")
+    for inputs in (REWRITE, dict(REWRITE, attributes=positive)):  # the guard measures a rewrite's copying
+        calls.clear()
+        assert run(SyNeg(), scripted("prog-rw-copy", fn), **inputs).passed and calls == ["rewrite", "critique"]
+    assert not run(SyNeg(max_rounds=1), scripted("prog-rw-copy", fn), **INPUTS).passed
 
 
 def test_apply_edit_exact_everywhere_then_the_closest_span():

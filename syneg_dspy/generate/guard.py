@@ -196,6 +196,6 @@ def _judge_reason(critique, strategy: str = "generate") -> str | None:
         return "judge_answers"
     if not critique["on_topic"]:
         return "judge_off_topic"
-    if critique["copies_positive"] and strategy != "rewrite_positive":
+    if critique["copies_positive"] and strategy == "generate":  # a rewrite's copying is measured (see SyNeg)
         return "judge_copies_positive"
     return None
