@@ -484,7 +484,8 @@ def mix_cmd(data_path, split, synthetic, retrieved, out_dir, n, ratio, schedule,
 @click.option("--lr", type=float, default=2e-5, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--warmup-ratio", type=click.FloatRange(0, 1), default=0.1, show_default=True)
-@click.option("--max-seq-length", type=click.IntRange(min=8), default=None)
+@click.option("--max-seq-length", type=click.IntRange(min=8), default=None,
+              help="Train on texts cut to this many tokens (faster; default: the encoder's). The saved model keeps the encoder's length.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--loss", type=click.Choice(["mnrl", "cached_mnrl"]), default="mnrl", show_default=True)
 @click.option("--mini-batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="cached_mnrl only.")

@@ -146,7 +146,6 @@ def main() -> None:
     from syneg_dspy.evaluate import evaluate
     from syneg_dspy.mine import mine_negatives
     from syneg_dspy.mix import mix_negatives, save_mix
-    from syneg_dspy.retrieval.encoder import load_encoder
     from syneg_dspy.store import write_json
     from syneg_dspy.train import train
 
@@ -170,7 +169,6 @@ def main() -> None:
         rows[f"synthetic-only{suffix}"] = (dense, synthetic, 1.0)
         rows[f"hybrid r=0.25{suffix}"] = (dense, synthetic, 0.25)
         rows[f"hybrid r=0.5{suffix}"] = (dense, synthetic, 0.5)
-    base_length = load_encoder(a.base_model).max_seq_length
     results: dict[str, list[dict]] = {"zero-shot": [evaluate(a.base_model, ds, "test", bf16=a.bf16)] * len(a.seeds)}
     setting = f"steps{steps}-lr{a.lr}-bs{a.batch_size}" + (f"-L{a.max_seq_length}" if a.max_seq_length else "") + ("-bf16" if a.bf16 else "")
     if a.rows is not None:
@@ -193,9 +191,7 @@ def main() -> None:
             res = train(run_dir / "mix", out_dir=run_dir / "train", base_model=a.base_model, max_steps=steps,
                         batch_size=a.batch_size, lr=a.lr, warmup_ratio=0.1, seed=seed,
                         max_seq_length=a.max_seq_length, bf16=a.bf16)
-            model = load_encoder(res.model_path)
-            model.max_seq_length = base_length  # --max-seq-length is for training; every row is evaluated alike
-            metrics = {**evaluate(model, ds, "test", bf16=a.bf16), "synthetic_share": mix.stats["synthetic_share"],
+            metrics = {**evaluate(res.model_path, ds, "test", bf16=a.bf16),  # at the encoder's length (see train) "synthetic_share": mix.stats["synthetic_share"],
                        "instances": mix.stats["instances"], "steps": res.steps}
             write_json(out, metrics)
             results[name].append(metrics)

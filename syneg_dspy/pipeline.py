@@ -79,7 +79,7 @@ class RunConfig:
     lr: float = _opt(2e-5, "Learning rate.")
     batch_size: int = _opt(16, "Training batch size (in-batch negatives).")
     warmup_ratio: float = _opt(0.1, "Learning-rate warmup share.")
-    max_seq_length: int | None = _opt(None, "Truncate texts to this many tokens (default: the encoder's).")
+    max_seq_length: int | None = _opt(None, "Train on texts cut to this many tokens (faster; default: the encoder's); the model keeps the encoder's.")
     loss: str = _opt("mnrl", "mnrl or cached_mnrl (GradCache, big batches in little memory).")
     mini_batch_size: int = _opt(32, "cached_mnrl's mini-batch.")
     max_steps: int = _opt(-1, "Stop after this many steps (-1: the epochs decide).")

@@ -67,6 +67,15 @@ def test_bf16_autocast_trains_float32_weights(ds, tiny, tmp_path):
     assert {p.dtype for p in model.parameters()} == {torch.float32}  # master weights stay fp32
 
 
+def test_max_seq_length_cuts_training_texts_but_the_saved_model_keeps_the_encoders(ds, tiny, tmp_path):
+    rows = random_negative_rows(ds)[:16]
+    runs = {n: train(rows, base_model=tiny, out_dir=tmp_path / str(n), batch_size=8, lr=1e-3, max_steps=2,
+                     max_seq_length=n) for n in (None, 16)}
+    losses = {n: [e["loss"] for e in res.log_history if "loss" in e] for n, res in runs.items()}
+    assert losses[16] != losses[None]  # the steps saw cut texts
+    assert SentenceTransformer(runs[16].model_path, device="cpu").max_seq_length == 128  # the tiny encoder's
+
+
 def test_cached_mnrl_trains(ds, tiny, tmp_path):
     res = train(random_negative_rows(ds)[:16], base_model=tiny, out_dir=tmp_path, batch_size=8, max_steps=1,
                 loss="cached_mnrl", mini_batch_size=4)

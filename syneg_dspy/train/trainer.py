@@ -26,7 +26,7 @@ from sentence_transformers.sentence_transformer.losses import (
     CachedMultipleNegativesRankingLoss,
     MultipleNegativesRankingLoss,
 )
-from transformers import set_seed
+from transformers import TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from syneg_dspy.data.beir import iter_jsonl
@@ -160,6 +160,8 @@ def build_trainer(
     """The configured ``SentenceTransformerTrainer`` that :func:`train` runs (exposed for benchmarks and tests).
 
     ``shuffle=False`` keeps the file's order (a curriculum); ``callbacks`` are transformers ``TrainerCallback``s.
+    ``max_seq_length`` truncates the training texts only (a cost knob: 128 tokens ~3.6x faster per step than
+    256 here); the trained model gets the encoder's length back, so it is evaluated like the encoder was.
     ``bf16=True`` trains under bfloat16 autocast (fp32 master weights): faster on CPUs with AMX/AVX512-BF16.
     """
     if loss not in LOSSES:
@@ -169,7 +171,9 @@ def build_trainer(
         raise InputError(f"batch_size {batch_size} exceeds the {len(data)} training rows")
     set_seed(seed)
     model = load_encoder(base_model)
+    callbacks = list(callbacks or [])
     if max_seq_length:
+        callbacks.append(_KeepLength(model.max_seq_length))
         model.max_seq_length = max_seq_length
     loss_fn = (
         MultipleNegativesRankingLoss(model)
@@ -204,6 +208,16 @@ def build_trainer(
     return SentenceTransformerTrainer(
         model=model, args=args, train_dataset=data, loss=loss_fn, evaluator=evaluator, callbacks=callbacks
     )
+
+
+class _KeepLength(TrainerCallback):
+    """Restores the encoder's max_seq_length when training ends (see ``build_trainer``)."""
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        model.max_seq_length = self.length
 
 
 def train(train_data, *, out_dir: str | Path, resume: bool = False, **options) -> TrainResult:
