@@ -13,6 +13,8 @@ each (row, seed) result is cached in ``WORK/results/``, so an interrupted run pi
 
     python bench/bench_quality.py --data ../shared/datasets/scifact --gen-limit 200 --seeds 0 1 2 \
         --strategies generate rewrite_mined mixed --judge local/qwen2.5-coder-1.5b
+    python bench/bench_quality.py --data ../shared/datasets/scifact --seeds 0 1 2 --strategies generate \
+        rewrite_mined mixed --negatives generate=RUN_G rewrite_mined=RUN_R     # pools from `syneg generate`
     python bench/bench_quality.py --max-steps 2 --seeds 0 --gen-limit 2      # smoke test on the sample
 """
 
@@ -72,17 +74,21 @@ def generate(ds, a, work: Path, strategy: str, dense: list[dict]) -> tuple[list[
     from syneg_dspy.retrieval.encoder import load_encoder
     from syneg_dspy.store import read_jsonl
 
-    if strategy in a.negatives:  # generated earlier by `syneg generate`: this strategy's rows of that file
+    def given(name: str) -> list[dict]:  # generated earlier by `syneg generate`: this strategy's rows of that file
+        path = Path(a.negatives[name])
+        rows = read_jsonl(path / "negatives.jsonl" if path.is_dir() else path)
+        return rows if name == "mixed" else [r for r in rows if r["attributes"].get("strategy", "generate") == name]
+
+    pooled = strategy == "mixed" and "mixed" not in a.negatives and len(a.negatives) > 1
+    if strategy in a.negatives or pooled:
         from syneg_dspy.evaluate.separability import separability_by_strategy
         from syneg_dspy.generate.runner import summarize
 
-        path = Path(a.negatives[strategy])
-        rows = read_jsonl(path / "negatives.jsonl" if path.is_dir() else path)
-        if strategy != "mixed":
-            rows = [r for r in rows if r["attributes"].get("strategy", "generate") == strategy]
+        rows = pick_per_pair({name: given(name) for name in a.negatives}) if pooled else given(strategy)
         sep = separability_by_strategy(rows, [ds.doc_text(d) for d in ds.corpus], load_encoder(a.base_model))
         summary = summarize(rows, run_rows=rows, wall_s=sum(r.get("latency_s") or 0 for r in rows), domain=a.domain,
-                            lm=rows[0]["lm"] if rows else a.lm, phash="", out=str(path), separability=sep)
+                            lm=rows[0]["lm"] if rows else a.lm, phash="", out=", ".join(a.negatives.values()),
+                            separability=sep)
         return rows, summary.to_dict()
     path = work / "generate" / strategy / "negatives.jsonl"
     if a.gen_limit == 0:
@@ -94,6 +100,22 @@ def generate(ds, a, work: Path, strategy: str, dense: list[dict]) -> tuple[list[
         sources=mined_sources(dense), domain=a.domain,
     )
     return read_jsonl(path), summary.to_dict()
+
+
+def pick_per_pair(pools: dict[str, list[dict]], seed: int = 0) -> list[dict]:
+    """A mixed run from per-strategy runs over the same pairs: per pair, a seeded draw picks one pool's rows.
+
+    Strategies are drawn per item in a real mixed run too, and each item's calls depend on its own
+    strategy only, so this is what ``--strategy a,b`` would write, in distribution, at the same budget
+    per pair, without another LLM run. Only pairs every pool covers are kept.
+    """
+    by_pair = {name: {} for name in pools}
+    for name, rows in pools.items():
+        for row in rows:
+            by_pair[name].setdefault((row["qid"], row["pos_id"]), []).append(row)
+    shared = sorted(set.intersection(*(set(p) for p in by_pair.values())))
+    rng, names = random.Random(seed), sorted(pools)
+    return [row for pair in shared for row in by_pair[rng.choice(names)][pair]]
 
 
 def leak_rate(ds, rows: list[dict], judge_lm: str, cache: Path) -> str:
@@ -134,7 +156,8 @@ def main() -> None:
     p.add_argument("--strategies", nargs="+", default=["generate"],
                    help="generation strategies compared (generate, rewrite_mined, rewrite_positive, mixed)")
     p.add_argument("--negatives", nargs="*", default=[], metavar="STRATEGY=PATH",
-                   help="use the STRATEGY rows of a `syneg generate` output (folder or JSONL) instead of generating")
+                   help="use the STRATEGY rows of a `syneg generate` output (folder or JSONL) instead of generating; "
+                        "with two or more and no mixed=PATH, the mixed row draws per pair from them")
     p.add_argument("--rows", nargs="*", default=None, help="train only rows whose name starts with one of these")
     p.add_argument("--judge", default=None, help="LM that judges leaks among accepted negatives (e.g. local/qwen2.5-coder-1.5b)")
     p.add_argument("--relative-margin", type=float, default=0.05, help="mining: neg <= pos * (1 - F)")
