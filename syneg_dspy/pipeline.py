@@ -85,6 +85,7 @@ class RunConfig:
     max_steps: int = _opt(-1, "Stop after this many steps (-1: the epochs decide).")
     eval_steps: int | None = _opt(None, "Evaluate on dev every N steps (default: each epoch; needs dev_queries).")
     save_steps: int | None = _opt(None, "Checkpoint every N steps (default: none).")
+    bf16: bool = _opt(False, "Train and evaluate under bfloat16 autocast (CPUs with AMX: encoding 2.2x faster).")
     progress: bool = _opt(True, "Show progress bars.")
 
     @classmethod
@@ -326,19 +327,20 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
             seed=config.seed, loss=config.loss, mini_batch_size=config.mini_batch_size,
             eval_ds=ds if config.dev_queries else None, eval_split="dev", eval_steps=config.eval_steps,
             save_steps=config.save_steps, max_steps=config.max_steps, shuffle=config.schedule != "warmup",
+            bf16=config.bf16,
         )
 
     train_keys = ("encoder", "epochs", "lr", "batch_size", "warmup_ratio", "max_seq_length", "loss", "mini_batch_size",
-                  "max_steps", "eval_steps", "save_steps", "schedule")
+                  "max_steps", "eval_steps", "save_steps", "schedule", "bf16")
     stages.run("train", {**upstream("mix"), **pick(*train_keys)}, train_stage)
 
     def evaluate_stage(out: Path) -> None:
         from syneg_dspy.evaluate import evaluate
 
-        write_json(out / "baseline.json", evaluate(config.encoder, ds, config.eval_split))
-        write_json(out / "trained.json", evaluate(str(run_dir / "train" / "model"), ds, config.eval_split))
+        write_json(out / "baseline.json", evaluate(config.encoder, ds, config.eval_split, bf16=config.bf16))
+        write_json(out / "trained.json", evaluate(str(run_dir / "train" / "model"), ds, config.eval_split, bf16=config.bf16))
 
-    stages.run("eval", {**upstream("train"), **pick("encoder", "eval_split")}, evaluate_stage)
+    stages.run("eval", {**upstream("train"), **pick("encoder", "eval_split", "bf16")}, evaluate_stage)
 
     def report_stage(out: Path) -> None:
         from syneg_dspy.report import write_report

@@ -85,6 +85,11 @@ def test_run_then_rerun_skips_every_stage(config):
     assert rewrites and all(r["attributes"]["strategy"] == "rewrite_mined" and r["source"] in mined for r in rewrites)
     assert any(r["verdict"] == "accepted" and r["edit"]["replace"] in r["text"] for r in rewrites)
 
+    # bf16 retrains and re-evaluates, and both say so
+    fifth = run(dataclasses.replace(config, strategy="rewrite_mined", bf16=True))
+    assert [s for s, how in fifth.stages.items() if how == "ran"] == ["train", "eval", "report"]
+    assert {m["precision"] for m in fifth.metrics.values()} == {"bf16"}
+
 
 def test_config_file_and_flags(tmp_path):
     path = tmp_path / "run.toml"
