@@ -299,6 +299,16 @@ def test_rewrite_mined_edits_each_pairs_retrieved_negatives(ds, guard, tmp_path)
     assert summary.separability["all"]["n"] == summary.accepted and summary.separability["all"]["auc"] is None  # < 10
 
 
+def test_mined_source_with_no_edit_the_guard_passes_costs_no_llm_call(ds, guard, tmp_path):
+    pair = ds.positives("train")[0]
+    mined = next(d for d in sorted(ds.corpus) if d != pair[1])
+    strict = Guard(guard.encoder, score_margin=-2.0)  # every edit "outscores the positive"
+    summary = generate_negatives(ds, "train", SyNeg(), script("gen-no-safe", good), tmp_path / "n.jsonl", guard=strict,
+                                 limit=1, domain="biomedical research", strategies=("rewrite_mined",),
+                                 sources={pair: [ds.doc_text(mined)]}, progress=False)
+    assert summary.rejected == {"no_safe_edit": 1} and summary.llm_calls == 0
+
+
 def test_edit_that_never_applies_is_rejected_as_bad_edit(ds, guard, tmp_path):
     pair = ds.positives("train")[0]
     lm = script("gen-bad-edit", lambda q, src, attrs: ("no such phrase", "x"))

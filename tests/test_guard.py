@@ -158,10 +158,10 @@ def test_feedback_is_the_lm_free_checks_as_revision_advice(encoder, pair):
     query, positive = pair
     guard = Guard(encoder)
     check = guard.feedback(query, positive, accepted=[GOOD])
-    assert check(" ".join(positive.split(". ")[1:3])) == ADVICE["copies_positive"]
-    assert check(GOOD) == ADVICE["duplicate"]  # sees the negatives already accepted for the query
+    assert check([" ".join(positive.split(". ")[1:3])]) == [ADVICE["copies_positive"]]
+    assert check([GOOD]) == [ADVICE["duplicate"]]  # sees the negatives already accepted for the query
     other = "Plant root hairs elongate by tip growth that depends on calcium gradients and vesicle traffic."
-    assert check(other) is None
+    assert check([other]) == [None]
     # the critique is not part of it: a passage the critique fails still gets no advice, but check rejects it
     failed = dict(PASS, answers_query=True)
     assert guard.precheck(query, positive, other).accepted
@@ -180,6 +180,25 @@ def test_a_draft_checked_by_the_program_is_not_encoded_again_by_the_final_check(
 
     guard = Guard(Counting())
     other = "Plant root hairs elongate by tip growth that depends on calcium gradients and vesicle traffic."
-    assert guard.feedback(*pair)(other) is None
+    assert guard.feedback(*pair)([other]) == [None]
     assert guard.check(*pair, other, critique=PASS).accepted and len(calls) == 1
     assert guard.check(*pair, other, accepted=[GOOD]).accepted and len(calls) == 2  # other inputs: checked afresh
+
+
+def test_many_drafts_are_checked_like_one_each_in_one_encoder_batch(encoder, pair):
+    calls = []
+
+    class Counting:
+        def encode(self, texts, **kw):
+            calls.append(len(texts))
+            return encoder.encode(texts, **kw)
+
+    query, positive = pair
+    roots = "Plant root hairs elongate by tip growth that depends on calcium gradients and vesicle traffic."
+    drafts = [GOOD, CLOSER_THAN_POSITIVE, positive[:300], "Too short.", GOOD]
+    many = Guard(Counting()).precheck_many(query, positive, drafts, accepted=[roots])
+    assert calls == [3 + 2]  # query, positive, the accepted one, and the two drafts the string checks passed
+    one = [Guard(encoder).precheck(query, positive, d, accepted=[roots]) for d in drafts]
+    assert [v.reason for v in many] == [v.reason for v in one] == [None, "outscores_positive", "copies_positive",
+                                                                   "too_short", None]
+    assert many[1].scores == pytest.approx(one[1].scores, abs=1e-5)

@@ -271,8 +271,8 @@ def test_a_draft_the_check_rejects_is_revised_with_its_advice_and_no_critique_ca
             return json.dumps({"revised": "Vitamin K2 changes bone density in rats."})
         return json.dumps({"reasoning": "r", "negative": "A copy of the positive."})
 
-    def check(negative):
-        return "it copies the positive" if "copy" in negative else None
+    def check(negatives):
+        return ["it copies the positive" if "copy" in n else None for n in negatives]
 
     pred = run(SyNeg(max_rounds=3), scripted("prog-check", fn), **INPUTS, check=check)
     assert calls == ["generate", "revise", "critique"] and seen == ["it copies the positive"]
@@ -280,7 +280,7 @@ def test_a_draft_the_check_rejects_is_revised_with_its_advice_and_no_critique_ca
     assert [h["checked_by"] for h in pred.history] == ["guard", "critique"]
     # a check that never passes ends at the round limit without any critique call
     calls.clear()
-    never = run(SyNeg(max_rounds=2), scripted("prog-check", fn), **INPUTS, check=lambda n: "too short")
+    never = run(SyNeg(max_rounds=2), scripted("prog-check", fn), **INPUTS, check=lambda ns: ["too short"] * len(ns))
     assert calls == ["generate", "revise"] and not never.passed and never.critique["issues"] == "too short"
 
 
@@ -306,3 +306,30 @@ def test_rewrite_choices_reach_the_grammar_not_the_prompt():
     assert "enum" in formats[1]["json_schema"]["schema"]["properties"]["find"]
     assert "enum" not in formats[1]["json_schema"]["schema"]["properties"]["replace"]  # any other entity
     assert prompts[0] == prompts[1] and "900 children" not in prompts[0]  # one system message for every item
+
+
+def test_a_mined_rewrite_is_offered_only_edits_the_check_passes():
+    formats, prompts, checked = [], [], []
+
+    def fn(messages, kwargs):
+        if step(messages) == "critique":
+            return critique()
+        formats.append(kwargs["response_format"]["json_schema"]["schema"]["properties"])
+        prompts.append(fields(messages))
+        return edit("900 children", "older adults")
+
+    def check(negatives):  # an edit that puts "fracture" in outscores the positive, say
+        checked.append(list(negatives))
+        return ["too close" if "fracture" in n else None for n in negatives]
+
+    pred = run(SyNeg(source_words=5), scripted("prog-safe", fn), **REWRITE, check=check)
+    assert pred.passed and pred.negative.startswith("A cohort of older adults found calcium")
+    assert len(checked[0]) == 3 * 3  # every offered phrase x every query phrase, in one call
+    assert formats[0]["replace"]["enum"] == ["Vitamin D supplementation", "older adults"]
+    assert formats[0]["find"]["enum"] == json.loads(prompts[0]["phrases"]) == ["cohort", "900 children", "900"]
+    # no edit passes: the item ends before any LM call
+    calls = []
+    none = run(SyNeg(source_words=5), scripted("prog-safe", lambda m, k: calls.append(m) or edit("x", "y")), **REWRITE,
+               check=lambda ns: ["too close"] * len(ns))
+    assert not calls and not none.passed and none.rounds == 0 and none.negative == ""
+    assert none.edit_issue == "no edit of the source passes the guard"

@@ -29,6 +29,7 @@ ADVICE = {
     "decisive detail (the entity, condition or outcome)",
     "duplicate": "it repeats a negative already written for this query: write a different one",
 }
+RECENT = 512  # precheck verdicts remembered: a rewrite checks up to PHRASES x PHRASES edits of one source
 
 
 class Verdict(NamedTuple):
@@ -92,7 +93,7 @@ class Guard:
     use_critique: bool = True
     judge: dspy.LM | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    # Recent precheck verdicts: the runner's final check sees the same draft the program's check just saw.
+    # Recent precheck verdicts: the runner's final check sees a draft the program's check just saw.
     _recent: dict = field(default_factory=dict, repr=False, compare=False)
 
     def _encode(self, texts: list[str]):
@@ -127,12 +128,15 @@ class Guard:
     def feedback(
         self, query: str, positive: str, *, accepted: Sequence[str] = (), source: str | None = None,
         strategy: str = "generate",
-    ) -> Callable[[str], str | None]:
-        """``negative → advice or None``: the string and encoder checks as a revision hint (SyNeg's ``check``)."""
+    ) -> Callable[[Sequence[str]], list[str | None]]:
+        """``drafts → advice or None for each``: the string and encoder checks as revision hints (SyNeg's ``check``).
 
-        def check(negative: str) -> str | None:
-            verdict = self.precheck(query, positive, negative, accepted=accepted, source=source, strategy=strategy)
-            return None if verdict.accepted else ADVICE[verdict.reason]
+        Takes many drafts at once, encoded in one batch: a rewrite checks every edit it could offer.
+        """
+
+        def check(negatives: Sequence[str]) -> list[str | None]:
+            verdicts = self.precheck_many(query, positive, negatives, accepted=accepted, source=source, strategy=strategy)
+            return [None if v.accepted else ADVICE[v.reason] for v in verdicts]
 
         return check
 
@@ -140,18 +144,57 @@ class Guard:
         self, query: str, positive: str, negative: str, *, accepted: Sequence[str] = (), source: str | None = None,
         strategy: str = "generate",
     ) -> Verdict:
-        """The checks that need no LM: text overlap and the base encoder (remembered for the last few drafts)."""
-        key = (query, positive, negative, tuple(accepted), source, strategy)
-        if (verdict := self._recent.get(key)) is None:
-            verdict = self._precheck(query, positive, negative, accepted, source, strategy)
-            if len(self._recent) >= 64:
-                self._recent.clear()
-            self._recent[key] = verdict
-        return verdict
+        """The checks that need no LM: text overlap and the base encoder (remembered for recent drafts)."""
+        return self.precheck_many(query, positive, [negative], accepted=accepted, source=source, strategy=strategy)[0]
 
-    def _precheck(self, query, positive, negative, accepted, source, strategy) -> Verdict:
-        tokens = words(negative)
-        scores: dict[str, float] = {"words": float(len(tokens))}
+    def precheck_many(
+        self, query: str, positive: str, negatives: Sequence[str], *, accepted: Sequence[str] = (),
+        source: str | None = None, strategy: str = "generate",
+    ) -> list[Verdict]:
+        """``precheck`` of many drafts for one item; the ones that reach the encoder go in one batch."""
+        context = (query, positive, tuple(accepted), source, strategy)
+        found = {n: v for n in negatives if (v := self._recent.get((context, n))) is not None}
+        todo = [n for n in dict.fromkeys(negatives) if n not in found]
+        if todo:
+            fresh = dict(zip(todo, self._precheck(query, positive, todo, accepted, source, strategy)))
+            if len(self._recent) + len(fresh) > RECENT:
+                self._recent.clear()
+            self._recent.update({(context, n): v for n, v in fresh.items()})
+            found.update(fresh)
+        return [found[n] for n in negatives]
+
+    def _precheck(self, query, positive, negatives, accepted, source, strategy) -> list[Verdict]:
+        pos_words, query_content = words(positive), content(words(query))
+        source_words = words(source) if source else None
+        verdicts: list[Verdict | dict] = []  # a dict: the scores of a draft that goes on to the encoder checks
+        for negative in negatives:
+            tokens = words(negative)
+            scores: dict[str, float] = {"words": float(len(tokens))}
+            verdicts.append(self._text_checks(tokens, scores, pos_words, query_content, source_words, strategy) or scores)
+        pending = [(i, negatives[i]) for i, v in enumerate(verdicts) if isinstance(v, dict)]
+        if not pending:
+            return verdicts
+        emb = self._encode([query, positive, *accepted] + [n for _, n in pending])
+        q, p, prior, drafts = emb[0], emb[1], emb[2:2 + len(accepted)], emb[2 + len(accepted):]
+        query_positive = float(q @ p)
+        for (i, _), n in zip(pending, drafts):
+            scores = verdicts[i]
+            scores["positive_cosine"] = float(n @ p)
+            scores["query_positive"] = query_positive
+            scores["query_negative"] = float(q @ n)
+            scores["duplicate_cosine"] = float((prior @ n).max()) if len(prior) else 0.0
+            if scores["positive_cosine"] >= self.max_positive_cosine:
+                verdicts[i] = Verdict(False, "copies_positive", scores)
+            elif scores["query_negative"] >= scores["query_positive"] + self.score_margin:
+                verdicts[i] = Verdict(False, "outscores_positive", scores)
+            elif scores["duplicate_cosine"] >= self.max_duplicate_cosine:
+                verdicts[i] = Verdict(False, "duplicate", scores)
+            else:
+                verdicts[i] = Verdict(True, None, scores)
+        return verdicts
+
+    def _text_checks(self, tokens, scores, pos_words, query_content, source_words, strategy) -> Verdict | None:
+        """The string checks, cheapest first: a rejecting Verdict, or None (the scores are filled in)."""
         if not tokens:
             return Verdict(False, "empty", scores)
         if len(tokens) < self.min_words:
@@ -159,11 +202,10 @@ class Guard:
         flat = " ".join(tokens)
         if any(f" {phrase} " in f" {flat} " for phrase in self.meta_phrases):
             return Verdict(False, "meta_text", scores)
-
-        neg_content, pos_words = content(tokens), words(positive)
+        neg_content = content(tokens)
         scores["positive_containment"] = _containment(neg_content, content(pos_words))
         scores["positive_run"] = _longest_run(tokens, pos_words)
-        scores["query_containment"] = _containment(neg_content, content(words(query)))
+        scores["query_containment"] = _containment(neg_content, query_content)
         if scores["query_containment"] >= self.max_query_containment:  # before copies: claims reuse the positive's words
             return Verdict(False, "restates_query", scores)
         if strategy != "rewrite_positive" and (
@@ -171,24 +213,11 @@ class Guard:
             or scores["positive_run"] >= self.max_positive_run
         ):
             return Verdict(False, "copies_positive", scores)
-        if source:
-            scores["source_run"] = _longest_run(tokens, words(source))
+        if source_words is not None:
+            scores["source_run"] = _longest_run(tokens, source_words)
             if scores["source_run"] >= self.max_source_run:
                 return Verdict(False, "unchanged_source", scores)
-
-        emb = self._encode([query, positive, negative, *accepted])
-        q, p, n, prior = emb[0], emb[1], emb[2], emb[3:]
-        scores["positive_cosine"] = float(n @ p)
-        scores["query_positive"] = float(q @ p)
-        scores["query_negative"] = float(q @ n)
-        scores["duplicate_cosine"] = float((prior @ n).max()) if len(prior) else 0.0
-        if scores["positive_cosine"] >= self.max_positive_cosine:
-            return Verdict(False, "copies_positive", scores)
-        if scores["query_negative"] >= scores["query_positive"] + self.score_margin:
-            return Verdict(False, "outscores_positive", scores)
-        if scores["duplicate_cosine"] >= self.max_duplicate_cosine:
-            return Verdict(False, "duplicate", scores)
-        return Verdict(True, None, scores)
+        return None
 
 
 def _judge_reason(critique, strategy: str = "generate") -> str | None:

@@ -179,8 +179,8 @@ def _run_item(item: Item, program: SyNeg, lm: dspy.LM, guard: Guard, accepted: l
                                    strategy=item.attributes.strategy)
             pred = program(query=item.query, positive=excerpt(item.positive, positive_words), attributes=item.attributes,
                            source=item.source, check=check)
-            if pred.edit_issue:  # a rewrite whose last edit could not be applied: nothing to guard
-                verdict = Verdict(False, "bad_edit", {})
+            if pred.edit_issue:  # a rewrite whose last edit could not be applied, or with none to try
+                verdict = Verdict(False, "bad_edit" if pred.history else "no_safe_edit", {})
             else:
                 verdict = guard.check(item.query, item.positive, pred.negative, critique=pred.critique,
                                       accepted=accepted, source=item.source, strategy=item.attributes.strategy)
