@@ -170,15 +170,21 @@ def test_feedback_is_the_lm_free_checks_as_revision_advice(encoder, pair):
                            "unchanged_source", "outscores_positive", "duplicate"}
 
 
+class Counting:
+    """An encoder that records the batch sizes it is asked to encode."""
+
+    def __init__(self, encoder):
+        self.encoder, self.calls = encoder, []
+
+    def encode(self, texts, **kw):
+        self.calls.append(len(texts))
+        return self.encoder.encode(texts, **kw)
+
+
 def test_a_draft_checked_by_the_program_is_not_encoded_again_by_the_final_check(encoder, pair):
-    calls = []
-
-    class Counting:
-        def encode(self, texts, **kw):
-            calls.append(len(texts))
-            return encoder.encode(texts, **kw)
-
-    guard = Guard(Counting())
+    counting = Counting(encoder)
+    calls = counting.calls
+    guard = Guard(counting)
     other = "Plant root hairs elongate by tip growth that depends on calcium gradients and vesicle traffic."
     assert guard.feedback(*pair)([other]) == [None]
     assert guard.check(*pair, other, critique=PASS).accepted and len(calls) == 1
@@ -186,18 +192,12 @@ def test_a_draft_checked_by_the_program_is_not_encoded_again_by_the_final_check(
 
 
 def test_many_drafts_are_checked_like_one_each_in_one_encoder_batch(encoder, pair):
-    calls = []
-
-    class Counting:
-        def encode(self, texts, **kw):
-            calls.append(len(texts))
-            return encoder.encode(texts, **kw)
-
+    counting = Counting(encoder)
     query, positive = pair
     roots = "Plant root hairs elongate by tip growth that depends on calcium gradients and vesicle traffic."
     drafts = [GOOD, CLOSER_THAN_POSITIVE, positive[:300], "Too short.", GOOD]
-    many = Guard(Counting()).precheck_many(query, positive, drafts, accepted=[roots])
-    assert calls == [3 + 2]  # query, positive, the accepted one, and the two drafts the string checks passed
+    many = Guard(counting).precheck_many(query, positive, drafts, accepted=[roots])
+    assert counting.calls == [3 + 2]  # query, positive, the accepted one, and the two drafts the string checks passed
     one = [Guard(encoder).precheck(query, positive, d, accepted=[roots]) for d in drafts]
     assert [v.reason for v in many] == [v.reason for v in one] == [None, "outscores_positive", "copies_positive",
                                                                    "too_short", None]
