@@ -214,8 +214,9 @@ def main() -> None:
             res = train(run_dir / "mix", out_dir=run_dir / "train", base_model=a.base_model, max_steps=steps,
                         batch_size=a.batch_size, lr=a.lr, warmup_ratio=0.1, seed=seed,
                         max_seq_length=a.max_seq_length, bf16=a.bf16)
-            metrics = {**evaluate(res.model_path, ds, "test", bf16=a.bf16),  # at the encoder's length (see train) "synthetic_share": mix.stats["synthetic_share"],
-                       "instances": mix.stats["instances"], "steps": res.steps}
+            metrics = {**evaluate(res.model_path, ds, "test", bf16=a.bf16),  # at the encoder's length (see train)
+                       "synthetic_share": mix.stats["synthetic_share"], "instances": mix.stats["instances"],
+                       "steps": res.steps}
             write_json(out, metrics)
             results[name].append(metrics)
             if not a.keep_models:
