@@ -47,6 +47,8 @@ def test_text_about_the_task_instead_of_a_passage(encoder, pair):
     meta = ("The passage does not answer the query because it only mentions cell sorting, "
             "so a search engine would be tempted to retrieve it.")
     assert Guard(encoder).check(*pair, meta).reason == "meta_text"
+    written = "It shares the query's subject and key terms but studies another question."  # a 0.5B negative
+    assert Guard(encoder).check(*pair, written).reason == "meta_text"
     assert Guard(encoder, meta_phrases=()).check(*pair, meta).reason != "meta_text"
 
 

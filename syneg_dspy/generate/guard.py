@@ -199,7 +199,7 @@ class Guard:
             return Verdict(False, "empty", scores)
         if len(tokens) < self.min_words:
             return Verdict(False, "too_short", scores)
-        flat = " ".join(tokens)
+        flat = " ".join(t.removesuffix("'s") for t in tokens)  # "the query's subject" is "the query"
         if any(f" {phrase} " in f" {flat} " for phrase in self.meta_phrases):
             return Verdict(False, "meta_text", scores)
         neg_content = content(tokens)
