@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 import syneg_dspy  # noqa: F401  (sets the offline switches before anything heavy is imported)
+from programs.attributes import DEFAULT_STRATEGY
 from syneg_dspy.errors import InputError
 
 
@@ -283,8 +284,9 @@ def backends_fetch(model) -> None:
               help="`syneg mine` output (folder or negatives.jsonl): --demos of its negatives are shown to the "
                    "generator as examples, and rewrite_mined edits them.")
 @click.option("--demos", "n_demos", type=click.IntRange(min=0), default=2, show_default=True, help="Demos taken from --mined.")
-@click.option("--strategy", default="generate", show_default=True,
-              help="generate, rewrite_mined (needs --mined), rewrite_positive, a comma list of them, or mixed.")
+@click.option("--strategy", default=None,
+              help="generate, rewrite_mined (needs --mined), rewrite_positive, a comma list of them, or mixed. "
+                   f"Default: {DEFAULT_STRATEGY} with --mined (the best measured, README), else generate.")
 @click.option("--per-query", type=click.IntRange(min=1), default=1, show_default=True, help="Negatives per (query, positive).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N (query, positive) pairs.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds attribute sampling.")
@@ -318,6 +320,7 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
     from syneg_dspy.lm import make_lm
     from syneg_dspy.retrieval import load_encoder
 
+    strategy = strategy or (DEFAULT_STRATEGY if mined else "generate")
     try:
         strategies = parse_strategies(strategy)
     except ValueError as err:
@@ -327,7 +330,7 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
                                  param_hint="--strategy")
     ds = load_dataset(data_path)
     program_path = resolve_program(program_path, lm_name, strategy)
-    click.echo(f"program: {program_path or 'uncompiled'}")
+    click.echo(f"strategy: {strategy}; program: {program_path or 'uncompiled'}")
     program = load_program(program_path, max_rounds=max_rounds)
     retrieved = read_negatives(mined, "retrieved") if mined else []
     program = with_mined_demos(program, ds, retrieved, k=n_demos, seed=seed)
@@ -383,7 +386,7 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
 @click.option("--budget", type=click.Choice(["light", "medium", "heavy"]), default="light", show_default=True)
 @click.option("--dev-queries", type=click.IntRange(min=1), default=100, show_default=True,
               help="Train queries carved into the dev split the gain is measured on (a 'dev' split in the data is used as is).")
-@click.option("--strategy", default="generate", show_default=True,
+@click.option("--strategy", default=DEFAULT_STRATEGY, show_default=True,
               help="generate, rewrite_mined, rewrite_positive, a comma list of them, or mixed.")
 @click.option("--domain", default=None, help="Domain attribute. Default: inferred once by the LM.")
 @click.option("--max-rounds", type=click.IntRange(min=1), default=1, show_default=True, help="Critiques per negative.")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from programs.attributes import DEFAULT_STRATEGY
 from syneg_dspy.data import Dataset, carve_dev, load_dataset
 from syneg_dspy.errors import InputError
 from syneg_dspy.store import read_jsonl, write_json, write_jsonl
@@ -64,7 +65,7 @@ class RunConfig:
     demos: int = _opt(2, "Retrieved negatives shown to the generator as examples (0: none; a compiled program keeps its own).")
     max_rounds: int = _opt(1, "Critique rounds per negative.")
     concurrency: int = _opt(1, "Parallel LM requests for remote backends (local/ models run one at a time).")
-    strategy: str = _opt("generate", "generate, rewrite_mined, rewrite_positive, a comma list of them, or mixed.")
+    strategy: str = _opt(DEFAULT_STRATEGY, "generate, rewrite_mined, rewrite_positive, a comma list of them, or mixed.")
     temperature: float = _opt(0.7, "LM sampling temperature.")
     max_tokens: int = _opt(256, "LM output limit per call.")
     domain: str | None = _opt(None, "Domain attribute (default: inferred once by the LM).")

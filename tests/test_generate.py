@@ -5,12 +5,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from programs import SyNeg
+from programs import DEFAULT_STRATEGY, SyNeg
 from syneg_dspy.data import Dataset, load_dataset
 from syneg_dspy.generate import Guard, generate_negatives
 from syneg_dspy.lm import make_lm, register_script
 from syneg_dspy.retrieval import load_encoder
-from syneg_dspy.store import read_jsonl
+from syneg_dspy.store import read_jsonl, write_jsonl
 from tests.test_program import critique, fields, step
 
 ROW_KEYS = {"key", "qid", "pos_id", "query", "text", "attributes", "rounds", "verdict", "reject_reason", "llm_calls",
@@ -317,6 +317,23 @@ def test_edit_that_never_applies_is_rejected_as_bad_edit(ds, guard, tmp_path):
                                  domain="biomedical research", strategies=("rewrite_positive",), progress=False)
     assert summary.rejected == {"bad_edit": 1} and summary.llm_calls == 2  # two edits, no critique
     assert read_jsonl(out)[0]["source"] == ds.doc_text(pair[1])
+
+
+def test_cli_generate_rewrites_mined_negatives_by_default_when_given_them(ds, sample_path, tmp_path):
+    from cli import main
+
+    pair = ds.positives("train")[0]
+    mined = next(d for d in sorted(ds.corpus) if d != pair[1])
+    write_jsonl(tmp_path / "mine" / "negatives.jsonl",
+                [{"qid": pair[0], "pos_id": pair[1], "doc_id": mined, "text": ds.doc_text(mined), "source": "dense"}])
+    script("cli-default", lambda q, text, attrs: (text.split()[3], "zebrafish") if "strategy:" in attrs else good(q, text, attrs))
+    base = ["generate", "--data", str(sample_path), "--lm", "scripted/cli-default", "--limit", "1",
+            "--domain", "biomedical research", "--no-progress", "--demos", "0"]
+    for extra, strategy in (([], "generate"), (["--mined", str(tmp_path / "mine")], DEFAULT_STRATEGY)):
+        out = tmp_path / strategy
+        result = CliRunner().invoke(main, base + ["--out", str(out)] + extra)
+        assert result.exit_code == 0 and f"strategy: {strategy};" in result.output, result.output
+        assert read_jsonl(out / "negatives.jsonl")[0]["attributes"]["strategy"] == strategy
 
 
 def test_cli_generate_strategy_errors(sample_path, tmp_path):

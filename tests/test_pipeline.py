@@ -42,7 +42,7 @@ def config(tiny, tmp_path, monkeypatch):
     register_script("pipeline", answer)
     return RunConfig(
         name="t", runs_dir=str(tmp_path / "runs"), encoder=tiny, guard_encoder="embedded", lm="scripted/pipeline", generate_limit=6,
-        mine_source="bm25", batch_size=8, max_steps=2, lr=1e-3, ratio=0.5, progress=False,
+        mine_source="bm25", batch_size=8, max_steps=2, lr=1e-3, ratio=0.5, progress=False, strategy="generate",
     )
 
 
