@@ -42,7 +42,7 @@ def test_api_key_never_lands_in_outputs_or_caches(tiny_encoder_path, tmp_path):
             syneg_cli("run", "--name", "secret", "--runs-dir", home / "runs", "--data", data, "--encoder",
                       tiny_encoder_path, "--lm", "openai/fake", "--api-base", server.url, "--domain", DOMAIN,
                       "--generate-limit", "4", "--range-min", "0", "--relative-margin", "0", "--batch-size", "4",
-                      "--max-steps", "2", "--no-progress"),
+                      "--max-steps", "2", "--strategy", "generate", "--no-progress"),  # writes: always calls the LM
             env=env, capture_output=True, text=True, timeout=300,
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
