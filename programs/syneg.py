@@ -46,6 +46,11 @@ class SyNeg(dspy.Module):
     guard measures that (overlap, cosine); an edit of the positive keeps its words by design. The
     0.5B's critique said "copies" for 21 of 157 mined rewrites the measurement had passed.
 
+    With ``critique_mined=False`` an edit of a retrieved passage is not critiqued: the guard's check
+    alone passes it (its ``critique`` is None). For a model whose critique cannot tell an answer from a
+    near miss, that call buys nothing: the 0.5B's passed 9 of 20 real positives, 9 of 20 retrieved
+    negatives and 15 of 20 random passages (bench/bench_critique.py).
+
     ``check`` (the runner passes the guard's string and encoder checks: drafts → advice or None for
     each) sees each draft before the critique: a draft it rejects is revised with its reason as the
     issue, without a critique call, since the guard would drop it whatever the critique says. For
@@ -53,12 +58,13 @@ class SyNeg(dspy.Module):
     edit, and only phrases of edits it passes are offered; with none, the item ends without an LM call.
     """
 
-    def __init__(self, max_rounds: int = 2, source_words: int = SOURCE_WORDS):
+    def __init__(self, max_rounds: int = 2, source_words: int = SOURCE_WORDS, critique_mined: bool = True):
         super().__init__()
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
         self.max_rounds = max_rounds
         self.source_words = source_words
+        self.critique_mined = critique_mined
         self.generate = dspy.Predict(GenerateNegative)
         self.rewrite = dspy.Predict(RewriteNegative)
         self.critique = dspy.Predict(CritiqueNegative)
@@ -99,13 +105,16 @@ class SyNeg(dspy.Module):
                 found, checked_by = check([negative])[0], "guard"
             if found:
                 verdict = {"answers_query": False, "on_topic": False, "copies_positive": False, "issues": found}
+            elif strategy == "rewrite_mined" and not self.critique_mined:  # the guard's check was the check
+                verdict, checked_by = None, "guard" if check is not None else "none"
             else:
                 checked_by = "critique"
                 critique = self.critique(query=query, positive=positive, negative=negative)
                 verdict = {k: critique[k] for k in ("answers_query", "on_topic", "copies_positive", "issues")}
                 if strategy != "generate":
                     verdict["copies_positive"] = False
-            passed = bool(verdict["on_topic"]) and not verdict["answers_query"] and not verdict["copies_positive"]
+            passed = verdict is None or (
+                bool(verdict["on_topic"]) and not verdict["answers_query"] and not verdict["copies_positive"])
             history.append(
                 {"round": round_, "negative": negative, "critique": verdict, "passed": passed, "checked_by": checked_by}
             )
@@ -129,11 +138,12 @@ class SyNeg(dspy.Module):
             edit_issue=issue,
         )
 
-    def _choices(self, query: str, source: str, strategy: str, check) -> dict[str, list[str]]:
+    def _choices(self, query: str, source: str, strategy: str, check) -> dict:
         """What a rewrite may pick: ``find`` among the source opening's phrases and, for ``rewrite_mined``,
         ``replace`` among the query's key phrases (the 0.5B model otherwise answered with "none", an
         attribute name or a whole sentence); with ``check``, only phrases of edits it passes (in the
-        157-pair run, 44 rewrites were dropped for outscoring the positive, each after two calls).
+        157-pair run, 44 rewrites were dropped for outscoring the positive, each after two calls), and
+        ``pairs``: each such phrase's passing replacements (the fields' own lists still allow unsafe pairs).
         """
         offered = phrases(excerpt(source, self.source_words), PHRASES)
         if strategy != "rewrite_mined":
@@ -144,18 +154,23 @@ class SyNeg(dspy.Module):
         edits = [(f, r, apply_edit(source, f, r)) for f in offered for r in replace]
         edits = [(f, r, text) for f, r, text in edits if text]
         safe = [(f, r) for (f, r, _), advice in zip(edits, check([text for *_, text in edits])) if advice is None]
-        return {"find": list(dict.fromkeys(f for f, _ in safe)), "replace": list(dict.fromkeys(r for _, r in safe))}
+        pairs: dict[str, list[str]] = {}
+        for f, r in safe:
+            pairs.setdefault(f, []).append(r)
+        return {"find": list(pairs), "replace": list(dict.fromkeys(r for _, r in safe)), "pairs": pairs}
 
     def _rewrite(
-        self, query: str, source: str, described: str, issues: str, choices: dict[str, list[str]]
+        self, query: str, source: str, described: str, issues: str, choices: dict
     ) -> tuple[str, dict, str | None]:
         """Ask for one phrase replacement in the source's opening; apply it to the whole source.
 
         ``choices`` (see ``_choices``) go into the schema as enums, which the embedded model's grammar
-        enforces; the offered phrases are also in the prompt.
+        enforces, with each phrase tied to its safe replacements there; the offered phrases are also in the prompt.
         """
         shown, offered = excerpt(source, self.source_words), choices["find"]
-        with dspy.context(adapter=ChoiceJSONAdapter(choices)):
+        fields = {name: values for name, values in choices.items() if name != "pairs"}
+        pairs = ("find", "replace", choices["pairs"]) if choices.get("pairs") else None
+        with dspy.context(adapter=ChoiceJSONAdapter(fields, pairs=pairs)):
             out = self.rewrite(query=query, source=shown, phrases=offered, attributes=described, issues=issues)
         edit = {"find": _unlist(_clean(out.find)), "replace": _unlist(_clean(out.replace))}
         if not edit["find"] or edit["find"].lower() == edit["replace"].lower():
@@ -176,9 +191,9 @@ class SyNeg(dspy.Module):
         return " ".join(lines[0].strip(" .\"'").split()[:5]) if lines else ""
 
 
-def load_program(path: str | Path | None = None, *, max_rounds: int = 2) -> SyNeg:
+def load_program(path: str | Path | None = None, *, max_rounds: int = 2, critique_mined: bool = True) -> SyNeg:
     """A SyNeg program: the uncompiled one, or one saved by DSPy's ``save`` (a compiled program)."""
-    program = SyNeg(max_rounds=max_rounds)
+    program = SyNeg(max_rounds=max_rounds, critique_mined=critique_mined)
     if path:
         try:
             program.load(path)

@@ -242,6 +242,35 @@ def test_a_rewrite_is_not_failed_for_copying_only_a_free_generation_is():
     assert not run(SyNeg(max_rounds=1), scripted("prog-rw-copy", fn), **INPUTS).passed
 
 
+def test_mined_edits_go_uncritiqued_when_asked_and_only_those():
+    calls = []
+
+    def fn(messages, kwargs):
+        calls.append(step(messages))
+        return critique(answers=True) if step(messages) == "critique" else edit("calcium", "vitamin D")
+
+    lm = scripted("prog-no-critique", fn)
+    pred = run(SyNeg(critique_mined=False), lm, **REWRITE)
+    assert calls == ["rewrite"] and pred.passed and pred.critique is None and pred.rounds == 1
+    assert "vitamin D intake" in pred.negative and pred.history[0]["checked_by"] == "none"
+    # the guard's check still decides: a draft it rejects is edited again, still without a critique
+    calls.clear()
+    checks = []
+
+    def check(negatives):  # passes every offered edit, then rejects the first draft only
+        checks.append(negatives)
+        return ["too close" if len(checks) == 2 else None for _ in negatives]
+
+    pred = run(SyNeg(critique_mined=False, max_rounds=2), scripted("prog-no-critique-2", fn), **REWRITE, check=check)
+    assert calls == ["rewrite", "rewrite"] and pred.passed and pred.critique is None
+    assert [h["checked_by"] for h in pred.history] == ["guard", "guard"]
+    # an edit of the positive (which must stop answering) and free writing are critiqued as before
+    calls.clear()
+    positive = dict(REWRITE, attributes=Attributes("hard", "short", "entity_swap", strategy="rewrite_positive"))
+    pred = run(SyNeg(critique_mined=False, max_rounds=1), scripted("prog-no-critique-3", fn), **positive)
+    assert not pred.passed and calls == ["rewrite", "critique"]
+
+
 def test_apply_edit_exact_everywhere_then_the_closest_span():
     src = "Mesh surgeries are counted among frequent surgical procedures. Meshes and mesh repair differ."
     assert apply_edit(src, "MESH", "net") == (
@@ -333,3 +362,39 @@ def test_a_mined_rewrite_is_offered_only_edits_the_check_passes():
                check=lambda ns: ["too close"] * len(ns))
     assert not calls and not none.passed and none.rounds == 0 and none.negative == ""
     assert none.edit_issue == "no edit of the source passes the guard"
+
+
+def test_embedded_models_get_each_phrase_tied_to_its_safe_replacements():
+    from types import SimpleNamespace
+
+    import jsonschema
+    from llama_cpp import LlamaGrammar
+
+    from programs.choice_adapter import ChoiceJSONAdapter
+    from programs.signatures import RewriteNegative
+    from syneg_dspy.lm.local import grammar_format
+
+    def check(negatives):  # safe: "cohort" replaced by anything but "older adults", or kept and "older adults" put in
+        return [None if ("cohort" in n) == ("older adults" in n) else "too close" for n in negatives]
+
+    choices = SyNeg(source_words=5)._choices(INPUTS["query"], REWRITE["source"], "rewrite_mined", check)
+    assert choices["pairs"] == {"cohort": ["Vitamin D supplementation", "reduces fracture risk"],
+                                "900 children": ["older adults"], "900": ["older adults"]}
+    adapter = ChoiceJSONAdapter({"find": choices["find"], "replace": choices["replace"]},
+                                pairs=("find", "replace", choices["pairs"]))
+
+    def schema(model):
+        lm = SimpleNamespace(model=model, supported_params=["response_format"], supports_response_schema=True)
+        kwargs = {}
+        adapter._prepare_response_format(lm, kwargs, RewriteNegative)
+        return kwargs["response_format"]["json_schema"]["schema"]
+
+    local, remote = schema("local/qwen2.5-coder-0.5b"), schema("openai/gpt-4o-mini")
+    unsafe = {"find": "cohort", "replace": "older adults"}  # each value is offered, the pair is not safe
+    for ok in ({"find": "cohort", "replace": "reduces fracture risk"}, {"find": "900", "replace": "older adults"}):
+        jsonschema.validate(ok, local)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(unsafe, local)
+    jsonschema.validate(unsafe, remote)  # strict OpenAI-style schemas cannot tie fields: per-field enums only
+    assert "anyOf" not in remote and remote["properties"]["find"]["enum"] == ["cohort", "900 children", "900"]
+    LlamaGrammar.from_json_schema(json.dumps(grammar_format({"type": "json_object", "schema": local})["schema"]))
