@@ -35,6 +35,16 @@ def main() -> None:
     """Train better dense retrievers with LLM-written hard negatives (SyNeg, as DSPy programs)."""
 
 
+def critique_mined_option(f):
+    """--critique-mined: whether edits of retrieved passages go to the program's critique (RunConfig's choices)."""
+    from syneg_dspy.pipeline import CHOICES
+
+    return click.option(
+        "--critique-mined", type=click.Choice(CHOICES["critique_mined"]), default="auto", show_default=True,
+        help="Critique rewrites of retrieved passages: always, never, or auto (never for the embedded 0.5B, whose "
+             "critique is no better than chance, README; the guard's checks still apply).")(f)
+
+
 def data_option(f):
     """--data: a BEIR folder or a pair file; default is the bundled SciFact sample."""
     return click.option(
@@ -293,6 +303,7 @@ def backends_fetch(model) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel requests for remote backends (local/ models always run one at a time).")
 @click.option("--max-rounds", type=click.IntRange(min=1), default=2, show_default=True, help="Critiques per negative.")
+@critique_mined_option
 @click.option("--retry-failed", is_flag=True, help="Redo items that failed (LLM or parse errors) in an earlier run.")
 @click.option("--domain", default=None, help="Domain attribute, e.g. 'biomedical research'. Default: inferred once by the LM.")
 @click.option("--temperature", type=float, default=0.7, show_default=True)
@@ -301,8 +312,8 @@ def backends_fetch(model) -> None:
 @click.option("--encoder", default=None, help="Guard encoder: a saved model folder or 'embedded' (default: bundled all-MiniLM-L6-v2).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, mined, n_demos, strategy, per_query, limit,
-                 seed, concurrency, max_rounds, retry_failed, domain, temperature, max_tokens, guard_model, encoder,
-                 progress) -> None:
+                 seed, concurrency, max_rounds, critique_mined, retry_failed, domain, temperature, max_tokens, guard_model,
+                 encoder, progress) -> None:
     """Write synthetic hard negatives with a SyNeg program, keep those the guard accepts.
 
     Writes OUT/negatives.jsonl (one row per item, accepted or not) and OUT/summary.json.
@@ -317,7 +328,7 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
     from syneg_dspy.data import load_dataset
     from syneg_dspy.generate import Guard, generate_negatives, mined_sources
     from syneg_dspy.mix import read_negatives
-    from syneg_dspy.lm import make_lm
+    from syneg_dspy.lm import critique_mined as critiques, make_lm
     from syneg_dspy.retrieval import load_encoder
 
     strategy = strategy or (DEFAULT_STRATEGY if mined else "generate")
@@ -330,8 +341,10 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
                                  param_hint="--strategy")
     ds = load_dataset(data_path)
     program_path = resolve_program(program_path, lm_name, strategy)
-    click.echo(f"strategy: {strategy}; program: {program_path or 'uncompiled'}")
-    program = load_program(program_path, max_rounds=max_rounds)
+    critique = critiques(critique_mined, lm_name)
+    click.echo(f"strategy: {strategy}; critique of mined edits: {'on' if critique else 'off'} ({critique_mined}); "
+               f"program: {program_path or 'uncompiled'}")
+    program = load_program(program_path, max_rounds=max_rounds, critique_mined=critique)
     retrieved = read_negatives(mined, "retrieved") if mined else []
     program = with_mined_demos(program, ds, retrieved, k=n_demos, seed=seed)
     lm = make_lm(lm_name, api_base=api_base, temperature=temperature, max_tokens=max_tokens)
@@ -390,6 +403,7 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
               help="generate, rewrite_mined, rewrite_positive, a comma list of them, or mixed.")
 @click.option("--domain", default=None, help="Domain attribute. Default: inferred once by the LM.")
 @click.option("--max-rounds", type=click.IntRange(min=1), default=1, show_default=True, help="Critiques per negative.")
+@critique_mined_option
 @click.option("--demos", type=click.IntRange(min=0), default=2, show_default=True,
               help="Mined negatives shown to the uncompiled program (the student) as examples.")
 @click.option("--ratio", type=click.FloatRange(0, 1), default=0.5, show_default=True, help="Hybrid ratio in the metric.")
@@ -399,7 +413,8 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def compile_cmd(data_path, pairs_path, corpus_path, out_path, work_dir, lm_name, api_base, prompt_lm, optimizer, budget,
-                dev_queries, strategy, domain, max_rounds, demos, ratio, encoder, temperature, max_tokens, seed, progress):
+                dev_queries, strategy, domain, max_rounds, critique_mined, demos, ratio, encoder, temperature, max_tokens,
+                seed, progress):
     """Optimize the SyNeg program for the retriever's nDCG@10 gain on a dev split; save it with a sidecar.
 
     Load the result with `syneg generate --program OUT` or `syneg run --program OUT`.
@@ -408,7 +423,7 @@ def compile_cmd(data_path, pairs_path, corpus_path, out_path, work_dir, lm_name,
     from programs.attributes import parse_strategies
     from programs.saved import save_program
     from syneg_dspy.data import load_dataset
-    from syneg_dspy.lm import make_lm
+    from syneg_dspy.lm import critique_mined as critiques, make_lm
 
     if data_path and pairs_path:
         raise click.BadParameter("give --data or --pairs, not both", param_hint="--pairs")
@@ -424,10 +439,12 @@ def compile_cmd(data_path, pairs_path, corpus_path, out_path, work_dir, lm_name,
     work_dir = work_dir or Path("runs") / "compile" / out_path.stem
     res = compile_program(ds, lm, work_dir, prompt_lm=proposer_lm, optimizer=optimizer, budget=budget,
                           dev_queries=dev_queries, encoder=encoder, strategies=strategies, domain=domain,
-                          max_rounds=max_rounds, demos=demos, ratio=ratio, seed=seed, progress=progress, log=click.echo)
+                          max_rounds=max_rounds, critique_mined=critiques(critique_mined, lm_name), demos=demos,
+                          ratio=ratio, seed=seed, progress=progress, log=click.echo)
     meta = {
         "lm": lm.model, "prompt_lm": prompt_lm, "optimizer": optimizer, "budget": budget, "strategy": strategy,
-        "max_rounds": max_rounds, "domain": res.domain, "seed": seed,
+        "max_rounds": max_rounds, "critique_mined": critiques(critique_mined, lm_name), "domain": res.domain,
+        "seed": seed,
         "dataset": {"name": ds.name, "path": ds.path, "corpus": ds.corpus_fingerprint(), "train_pairs": res.train_pairs},
         "dev_split": {"queries": res.dev_queries, "carved_from": None if "dev" in ds.qrels else "train",
                       "seed": seed},

@@ -119,6 +119,7 @@ def compile_program(
     strategies: Sequence[str] = ("generate",),
     domain: str | None = None,
     max_rounds: int = 1,
+    critique_mined: bool = True,
     demos: int = 2,
     ratio: float = 0.5,
     seed: int = 0,
@@ -140,7 +141,7 @@ def compile_program(
     mined = mine_negatives(ds, "train", encoder, relative_margin=0.05, seed=seed, show_progress=progress)
     metric = RetrieverGain(ds, mined, encoder=encoder, ratio=ratio, seeds=(seed, seed + 1, seed + 2))
     guard = Guard(encoder)
-    student = with_mined_demos(SyNeg(max_rounds=max_rounds), ds, mined, k=demos, seed=seed)
+    student = with_mined_demos(SyNeg(max_rounds=max_rounds, critique_mined=critique_mined), ds, mined, k=demos, seed=seed)
     if domain is None:
         domain = infer_domain(ds, student, lm, work_dir / "domain.json", seed)
 

@@ -27,7 +27,8 @@ from syneg_dspy.errors import InputError
 from syneg_dspy.store import read_jsonl, write_json, write_jsonl
 
 STAGES = ("mine", "generate", "mix", "train", "eval", "report")
-CHOICES = {"mine_source": ("dense", "bm25", "both"), "schedule": ("fixed", "warmup"), "loss": ("mnrl", "cached_mnrl")}
+CHOICES = {"mine_source": ("dense", "bm25", "both"), "schedule": ("fixed", "warmup"), "loss": ("mnrl", "cached_mnrl"),
+           "critique_mined": ("auto", "always", "never")}
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -64,6 +65,8 @@ class RunConfig:
     per_query: int = _opt(1, "Synthetic negatives per (query, positive).")
     demos: int = _opt(2, "Retrieved negatives shown to the generator as examples (0: none; a compiled program keeps its own).")
     max_rounds: int = _opt(1, "Critique rounds per negative.")
+    critique_mined: str = _opt("auto", "Critique edits of retrieved passages: always, never, or auto (not for the "
+                                       "embedded 0.5B, whose critique is no better than chance; README).")
     concurrency: int = _opt(1, "Parallel LM requests for remote backends (local/ models run one at a time).")
     strategy: str = _opt(DEFAULT_STRATEGY, "generate, rewrite_mined, rewrite_positive, a comma list of them, or mixed.")
     temperature: float = _opt(0.7, "LM sampling temperature.")
@@ -272,14 +275,15 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
         from programs import load_program
         from programs.attributes import parse_strategies
         from syneg_dspy.generate import Guard, generate_negatives, mined_sources
-        from syneg_dspy.lm import make_lm
+        from syneg_dspy.lm import critique_mined, make_lm
         from syneg_dspy.retrieval.encoder import load_encoder
 
         path = out / "negatives.jsonl"
         if config.generate_limit == 0:
             path.touch()
             return
-        program = load_program(program_path, max_rounds=config.max_rounds)
+        program = load_program(program_path, max_rounds=config.max_rounds,
+                               critique_mined=critique_mined(config.critique_mined, config.lm))
         mined = read_jsonl(run_dir / "mine" / "negatives.jsonl")
         program = with_mined_demos(program, ds, mined, k=config.demos, seed=config.seed)
         lm = make_lm(config.lm, api_base=config.api_base, temperature=config.temperature, max_tokens=config.max_tokens)
@@ -301,8 +305,8 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
     stages.run(
         "generate",
         {**data, **program_file, **from_mine, **pick("encoder", "guard_encoder", "lm", "api_base", "program", "per_query",
-                                                     "demos", "max_rounds", "temperature", "max_tokens", "domain",
-                                                     "strategy")},
+                                                     "demos", "max_rounds", "critique_mined", "temperature",
+                                                     "max_tokens", "domain", "strategy")},
         generate,
         extent={"generate_limit": config.generate_limit},
     )

@@ -336,6 +336,24 @@ def test_cli_generate_rewrites_mined_negatives_by_default_when_given_them(ds, sa
         assert read_jsonl(out / "negatives.jsonl")[0]["attributes"]["strategy"] == strategy
 
 
+def test_cli_generate_critique_mined_never_costs_one_call_per_rewrite(ds, sample_path, tmp_path):
+    from cli import main
+
+    pair = ds.positives("train")[0]
+    mined = next(d for d in sorted(ds.corpus) if d != pair[1])
+    write_jsonl(tmp_path / "mine" / "negatives.jsonl",
+                [{"qid": pair[0], "pos_id": pair[1], "doc_id": mined, "text": ds.doc_text(mined), "source": "dense"}])
+    script("cli-critique", lambda q, text, attrs: (text.split()[3], "zebrafish"))
+    base = ["generate", "--data", str(sample_path), "--lm", "scripted/cli-critique", "--limit", "1", "--demos", "0",
+            "--domain", "biomedical research", "--no-progress", "--mined", str(tmp_path / "mine")]
+    for choice, said, calls in (("auto", "on (auto)", 2), ("never", "off (never)", 1)):
+        out = tmp_path / choice
+        result = CliRunner().invoke(main, base + ["--out", str(out), "--critique-mined", choice])
+        assert result.exit_code == 0 and f"critique of mined edits: {said}" in result.output, result.output
+        row = read_jsonl(out / "negatives.jsonl")[0]
+        assert row["verdict"] == "accepted" and row["llm_calls"] == calls and (row["critique"] is None) == (calls == 1)
+
+
 def test_cli_generate_strategy_errors(sample_path, tmp_path):
     from cli import main
 

