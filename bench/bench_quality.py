@@ -70,7 +70,7 @@ def generate(ds, a, work: Path, strategy: str, dense: list[dict]) -> tuple[list[
     from programs import SyNeg
     from programs.attributes import parse_strategies
     from syneg_dspy.generate import Guard, generate_negatives, mined_sources
-    from syneg_dspy.lm import make_lm
+    from syneg_dspy.lm import critique_mined, make_lm
     from syneg_dspy.retrieval.encoder import load_encoder
     from syneg_dspy.store import read_jsonl
 
@@ -93,7 +93,8 @@ def generate(ds, a, work: Path, strategy: str, dense: list[dict]) -> tuple[list[
     path = work / "generate" / strategy / "negatives.jsonl"
     if a.gen_limit == 0:
         return [], {}
-    program = with_mined_demos(SyNeg(max_rounds=a.max_rounds), ds, dense, k=a.demos)
+    program = with_mined_demos(SyNeg(max_rounds=a.max_rounds, critique_mined=critique_mined("auto", a.lm)), ds, dense,
+                               k=a.demos)
     summary = generate_negatives(
         ds, "train", program, make_lm(a.lm, max_tokens=256), path, guard=Guard(load_encoder(a.base_model)),
         per_query=1, limit=a.gen_limit, seed=0, progress=True, strategies=parse_strategies(strategy),

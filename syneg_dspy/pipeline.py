@@ -275,15 +275,14 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
         from programs import load_program
         from programs.attributes import parse_strategies
         from syneg_dspy.generate import Guard, generate_negatives, mined_sources
-        from syneg_dspy.lm import critique_mined, make_lm
+        from syneg_dspy.lm import make_lm
         from syneg_dspy.retrieval.encoder import load_encoder
 
         path = out / "negatives.jsonl"
         if config.generate_limit == 0:
             path.touch()
             return
-        program = load_program(program_path, max_rounds=config.max_rounds,
-                               critique_mined=critique_mined(config.critique_mined, config.lm))
+        program = load_program(program_path, max_rounds=config.max_rounds, critique_mined=critique)
         mined = read_jsonl(run_dir / "mine" / "negatives.jsonl")
         program = with_mined_demos(program, ds, mined, k=config.demos, seed=config.seed)
         lm = make_lm(config.lm, api_base=config.api_base, temperature=config.temperature, max_tokens=config.max_tokens)
@@ -297,7 +296,11 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
     from programs.saved import resolve_program
 
     program_path = resolve_program(config.program, config.lm, config.strategy)
-    log(f"[generate] program: {program_path or 'uncompiled'}")
+    from syneg_dspy.lm.models import critique_mined
+
+    critique = critique_mined(config.critique_mined, config.lm)
+    log(f"[generate] program: {program_path or 'uncompiled'}; critique of mined edits: {'on' if critique else 'off'} "
+        f"({config.critique_mined})")
     program_file = {"program_sha": _hash(program_path.read_text()) if program_path else None}
     # demos and rewrite_mined sources come from the mined rows
     uses_mined = config.demos or "rewrite_mined" in config.strategy or config.strategy == "mixed"
