@@ -437,13 +437,14 @@ def compile_cmd(data_path, pairs_path, corpus_path, out_path, work_dir, lm_name,
     lm = make_lm(lm_name, api_base=api_base, temperature=temperature, max_tokens=max_tokens)
     proposer_lm = make_lm(prompt_lm, temperature=1.0, max_tokens=max_tokens) if prompt_lm else None
     work_dir = work_dir or Path("runs") / "compile" / out_path.stem
+    critique = critiques(critique_mined, lm_name)
     res = compile_program(ds, lm, work_dir, prompt_lm=proposer_lm, optimizer=optimizer, budget=budget,
                           dev_queries=dev_queries, encoder=encoder, strategies=strategies, domain=domain,
-                          max_rounds=max_rounds, critique_mined=critiques(critique_mined, lm_name), demos=demos,
+                          max_rounds=max_rounds, critique_mined=critique, demos=demos,
                           ratio=ratio, seed=seed, progress=progress, log=click.echo)
     meta = {
         "lm": lm.model, "prompt_lm": prompt_lm, "optimizer": optimizer, "budget": budget, "strategy": strategy,
-        "max_rounds": max_rounds, "critique_mined": critiques(critique_mined, lm_name), "domain": res.domain,
+        "max_rounds": max_rounds, "critique_mined": critique, "domain": res.domain,
         "seed": seed,
         "dataset": {"name": ds.name, "path": ds.path, "corpus": ds.corpus_fingerprint(), "train_pairs": res.train_pairs},
         "dev_split": {"queries": res.dev_queries, "carved_from": None if "dev" in ds.qrels else "train",

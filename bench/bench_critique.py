@@ -105,7 +105,7 @@ def main() -> None:
     fine = [x for x in labelled if x["hand"].startswith("no")]
     rng.shuffle(fine)
     case = lambda x: (x["row"]["query"], ds.doc_text(x["row"]["pos_id"]), x["row"]["text"])  # noqa: E731
-    groups[f"rewrite, leak or borderline by hand (must fail)"] = ([case(x) for x in leaks], False)
+    groups["rewrite, leak or borderline by hand (must fail)"] = ([case(x) for x in leaks], False)
     groups["rewrite, no leak by hand (should pass)"] = ([case(x) for x in fine[: a.n]], True)
 
     program = load_program()
