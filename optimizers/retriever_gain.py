@@ -10,7 +10,9 @@ as MultipleNegativesRankingLoss (scale 20), then ranks the whole corpus for the 
 
 Both mixes come from the real hybrid sampler with the same seed, so they differ only in the slots where
 a synthetic negative was drawn. ``bench/bench_metric.py`` checks that this ranks negative pools the
-way full fine-tuning does.
+way full fine-tuning does. The gain is also kept per dev query, so that two candidates can be compared
+with a paired test over the dev queries (``GainSelect``): a handful of negatives among hundreds of
+pairs moves a few queries, and a difference carried by two queries is not evidence.
 
 Inputs: a Dataset with the train and dev splits, the retrieved negatives of the train pairs (rows of
 ``syneg mine``) and an encoder. Call it with synthetic rows (rows of ``syneg generate``; only accepted
@@ -27,7 +29,7 @@ import torch
 
 from syneg_dspy.data.dataset import Dataset
 from syneg_dspy.errors import InputError
-from syneg_dspy.evaluate.metrics import score_run
+from syneg_dspy.evaluate.metrics import ndcg_per_query
 from syneg_dspy.mix import mix_negatives
 from syneg_dspy.retrieval.embeddings import corpus_embeddings, encode_queries
 from syneg_dspy.retrieval.encoder import load_encoder
@@ -44,6 +46,7 @@ class GainResult:
     synthetic_share: float  # of negative slots in the hybrid mix
     accepted_synthetic: int
     per_seed: list[float] = field(default_factory=list)
+    per_query: dict[str, float] = field(default_factory=dict)  # dev qid → gain, mean over seeds
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,28 +92,30 @@ class RetrieverGain:
         self.qrow = {q: i for i, q in enumerate(qids)}
         self.queries = torch.from_numpy(encode_queries(self.encoder, [ds.queries[q] for q in qids]))
         self._texts: dict[str, torch.Tensor] = {}  # synthetic text → base embedding
-        self._baseline: dict[int, float] = {}  # seed → retrieved-only dev nDCG@10
-        self.zero_shot = self._dev_ndcg(None)
+        self._baseline: dict[int, dict[str, float]] = {}  # seed → retrieved-only dev nDCG@10 per query
+        self.zero_shot = _mean(self._dev_ndcg(None))
 
     def __call__(self, synthetic_rows: Sequence[dict]) -> GainResult:
         accepted = [r for r in synthetic_rows if r.get("verdict") == "accepted"]
         hybrid, retrieved, shares = [], [], []
         for seed in self.seeds:
             if seed not in self._baseline:
-                self._baseline[seed] = self.train_and_score([], seed)[0]
-            score, share = self.train_and_score(accepted, seed)
-            hybrid.append(score)
+                self._baseline[seed] = self._scores([], seed)[0]
+            scores, share = self._scores(accepted, seed)
+            hybrid.append(scores)
             retrieved.append(self._baseline[seed])
             shares.append(share)
-        per_seed = [h - r for h, r in zip(hybrid, retrieved)]
+        per_seed = [_mean(h) - _mean(r) for h, r in zip(hybrid, retrieved)]
+        per_query = {q: float(np.mean([h[q] - r[q] for h, r in zip(hybrid, retrieved)])) for q in hybrid[0]}
         return GainResult(
             gain=float(np.mean(per_seed)),
-            hybrid_ndcg=float(np.mean(hybrid)),
-            retrieved_ndcg=float(np.mean(retrieved)),
+            hybrid_ndcg=float(np.mean([_mean(h) for h in hybrid])),
+            retrieved_ndcg=float(np.mean([_mean(r) for r in retrieved])),
             zero_shot_ndcg=self.zero_shot,
             synthetic_share=float(np.mean(shares)),
             accepted_synthetic=len(accepted),
             per_seed=per_seed,
+            per_query=per_query,
         )
 
     def train_and_score(self, synthetic_rows: Sequence[dict], seed: int, retrieved_rows=None) -> tuple[float, float]:
@@ -118,6 +123,11 @@ class RetrieverGain:
 
         ``retrieved_rows`` replaces the retrieved pool (bench_metric compares pools this way).
         """
+        scores, share = self._scores(synthetic_rows, seed, retrieved_rows)
+        return _mean(scores), share
+
+    def _scores(self, synthetic_rows: Sequence[dict], seed: int, retrieved_rows=None) -> tuple[dict[str, float], float]:
+        """``train_and_score`` with the dev nDCG@10 of each query."""
         pool = self.retrieved if retrieved_rows is None else list(retrieved_rows)
         mix = mix_negatives(self.pairs, list(synthetic_rows), pool, n=1, ratio=self.ratio if synthetic_rows else 0.0,
                             seed=seed)
@@ -158,7 +168,7 @@ class RetrieverGain:
                 opt.step()
         return A.detach()
 
-    def _dev_ndcg(self, A: torch.Tensor | None) -> float:
+    def _dev_ndcg(self, A: torch.Tensor | None) -> dict[str, float]:
         qids = list(self.dev)
         q = self.queries[[self.qrow[x] for x in qids]]
         with torch.no_grad():
@@ -169,7 +179,11 @@ class RetrieverGain:
         for qid, vals, idx in zip(qids, top.values.tolist(), top.indices.tolist()):
             hits = [(self.doc_ids[i], v) for i, v in zip(idx, vals) if self.doc_ids[i] != qid]  # BEIR skips self-hits
             run[qid] = dict(hits[: self.k])
-        return score_run(self.dev, run, self.k)["ndcg@10"]
+        return ndcg_per_query(self.dev, run)
+
+
+def _mean(per_query: dict[str, float]) -> float:
+    return float(np.mean(list(per_query.values())))
 
 
 def _apply(x: torch.Tensor, A: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,8 @@ def test_the_adapter_learns_and_the_gain_is_deterministic(setup):
     assert first.retrieved_ndcg != first.zero_shot_ndcg  # training the adapter moves the ranking
     assert first.gain != 0.0 and len(first.per_seed) == 2
     assert first.gain == pytest.approx(first.hybrid_ndcg - first.retrieved_ndcg)
+    assert set(first.per_query) == set(dev.split("dev"))  # per dev query, for GainSelect's paired test
+    assert sum(first.per_query.values()) / len(first.per_query) == pytest.approx(first.gain)
 
 
 def test_a_retrieved_pool_can_be_compared_directly(setup):

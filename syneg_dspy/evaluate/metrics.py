@@ -40,6 +40,14 @@ def score_run(qrels: dict[str, dict[str, int]], run: Run, k: int = 100) -> dict:
     }
 
 
+def ndcg_per_query(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, float]:
+    """nDCG@10 of each judged query in ``run`` (their mean is ``score_run``'s ``ndcg@10``)."""
+    run = {q: docs for q, docs in run.items() if q in qrels}
+    if not run:
+        raise InputError("no judged query has a retrieval result")
+    return {q: r["ndcg_cut_10"] for q, r in pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run).items()}
+
+
 def retrieve(
     encoder: SentenceTransformer,
     ds: Dataset,
