@@ -4,8 +4,9 @@
 2. Dense negatives are mined for the train pairs: the retrieved pool, the mined demos and
    ``rewrite_mined``'s sources.
 3. Disjoint train pairs become DSPy examples: a bootstrap set (``trainset``) and a scoring set
-   (``valset``), with exactly the inputs ``syneg generate`` would send, so the LM cache answers a
-   prompt the optimizer already paid for when the same program's negatives are generated again.
+   (``valset``), with exactly the inputs ``syneg generate`` would send (the guard's ``check``
+   included, so a rewrite is offered the same safe edits), so the LM cache answers a prompt the
+   optimizer already paid for when the same program's negatives are generated again.
 4. ``GainSelect`` runs a DSPy optimizer with the guard proxy and keeps the candidate whose negatives
    on the scoring set give the highest ``RetrieverGain`` on dev.
 """
@@ -47,11 +48,12 @@ class Budget:
 
 
 BUDGETS = {
-    "light": Budget(train_items=8, val_items=12, candidates=1, keep=2, demos=2, trials=4),
-    "medium": Budget(train_items=16, val_items=24, candidates=4, keep=3, demos=2, trials=12),
-    "heavy": Budget(train_items=32, val_items=48, candidates=8, keep=4, demos=3, trials=30),
+    "light": Budget(train_items=8, val_items=24, candidates=1, keep=2, demos=2, trials=4),
+    "medium": Budget(train_items=16, val_items=48, candidates=4, keep=3, demos=2, trials=12),
+    "heavy": Budget(train_items=32, val_items=96, candidates=8, keep=4, demos=3, trials=30),
 }
 OPTIMIZERS = ("bootstrap", "mipro")
+METRIC_SEEDS = 5  # adapter seeds the retriever gain averages (0.3 s each)
 
 
 @dataclass
@@ -67,12 +69,14 @@ class CompileResult:
     domain: str
 
 
-def item_example(item: Item, positive_words: int | None = POSITIVE_WORDS) -> dspy.Example:
-    """The program's inputs for ``item`` as the runner builds them, and what the proxy needs besides."""
+def item_example(item: Item, guard: Guard, positive_words: int | None = POSITIVE_WORDS) -> dspy.Example:
+    """The program's inputs for ``item`` as the runner builds them (the first negative of its query),
+    and what the proxy needs besides."""
+    check = guard.feedback(item.query, item.positive, source=item.source, strategy=item.attributes.strategy)
     return dspy.Example(
         query=item.query, positive=excerpt(item.positive, positive_words), attributes=item.attributes,
-        source=item.source, full_positive=item.positive, qid=item.qid, pos_id=item.pos_id,
-    ).with_inputs("query", "positive", "attributes", "source")
+        source=item.source, check=check, full_positive=item.positive, qid=item.qid, pos_id=item.pos_id,
+    ).with_inputs("query", "positive", "attributes", "source", "check")
 
 
 def with_split(ds: Dataset, name: str, pairs: Sequence[tuple[str, str]]) -> Dataset:
@@ -139,7 +143,7 @@ def compile_program(
     encoder = load_encoder(encoder)
     log(f"mining dense negatives for {len(pairs)} train pairs ({len(ds.split('dev'))} dev queries held out)")
     mined = mine_negatives(ds, "train", encoder, relative_margin=0.05, seed=seed, show_progress=progress)
-    metric = RetrieverGain(ds, mined, encoder=encoder, ratio=ratio, seeds=(seed, seed + 1, seed + 2))
+    metric = RetrieverGain(ds, mined, encoder=encoder, ratio=ratio, seeds=range(seed, seed + METRIC_SEEDS))
     guard = Guard(encoder)
     student = with_mined_demos(SyNeg(max_rounds=max_rounds, critique_mined=critique_mined), ds, mined, k=demos, seed=seed)
     if domain is None:
@@ -149,7 +153,7 @@ def compile_program(
     view = with_split(with_split(ds, "compile_train", picked[: b.train_items]), "compile_val", picked[b.train_items:])
     sources = mined_sources(mined)
     plan = dict(per_query=1, seed=seed, domain=domain or None, strategies=strategies, sources=sources)
-    examples = {split: [item_example(i) for i in plan_items(view, split, "", **plan)]
+    examples = {split: [item_example(i, guard) for i in plan_items(view, split, "", **plan)]
                 for split in ("compile_train", "compile_val")}
 
     def gain(program: SyNeg) -> dict:

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from optimizers.gain_select import GainSelect
+from optimizers.compile import BUDGETS
+from optimizers.gain_select import GainSelect, paired_z
 from programs import SyNeg, load_program, program_hash
 from programs.saved import read_meta, resolve_program, save_program, shipped_program
 from syneg_dspy.errors import InputError
@@ -48,7 +49,7 @@ def test_gain_select_keeps_the_highest_gain_not_the_highest_proxy():
 
     def gain(program):
         scored.append(program_hash(program))
-        return {"gain": gains[program_hash(program)]}
+        return {"gain": gains[program_hash(program)], "per_query": spread(gains[program_hash(program)])}
 
     proposer = FixedProposer([{"program": a, "score": 0.9}, {"program": b, "score": 0.5}, {"program": c, "score": 0.1}])
     best = GainSelect(proposer, gain, keep=2).compile(student, trainset=[], valset=[])
@@ -59,11 +60,48 @@ def test_gain_select_keeps_the_highest_gain_not_the_highest_proxy():
     assert [r["proxy"] for r in best.compile_report] == [None, 0.9, 0.5]
 
 
+def spread(gain: float, queries: int = 20) -> dict[str, float]:
+    """Per-query gains with mean ``gain`` that every query shares (a consistent gain)."""
+    return {f"q{i}": gain + (0.001 if i % 2 else -0.001) for i in range(queries)}
+
+
 def test_gain_select_keeps_the_student_on_a_tie():
     student = SyNeg()
     proposer = FixedProposer([{"program": with_demo(student, "alpha"), "score": 1.0}])
-    best = GainSelect(proposer, lambda p: {"gain": 0.0}).compile(student, trainset=[], valset=[])
+    best = GainSelect(proposer, lambda p: {"gain": 0.0, "per_query": spread(0.0)}).compile(student, trainset=[],
+                                                                                         valset=[])
     assert program_hash(best) == program_hash(student)
+
+
+def test_gain_select_does_not_keep_a_gain_carried_by_one_query():
+    student = SyNeg()
+    lucky = with_demo(student, "alpha")
+    one_query = {f"q{i}": 1.0 if i == 0 else 0.0 for i in range(20)}  # +0.05 on average, all of it one query
+
+    def gain(program):
+        per_query = one_query if program_hash(program) == program_hash(lucky) else dict.fromkeys(one_query, 0.0)
+        return {"gain": sum(per_query.values()) / len(per_query), "per_query": per_query}
+
+    best = GainSelect(FixedProposer([{"program": lucky, "score": 1.0}]), gain).compile(student, trainset=[], valset=[])
+    assert program_hash(best) == program_hash(student)
+    report = {r["candidate"]: r for r in best.compile_report}
+    assert report["proposed #1"]["gain"] == pytest.approx(0.05)
+    assert report["proposed #1"]["z_vs_student"] == pytest.approx(1.0)
+    assert "per_query" not in report["proposed #1"]  # a hundred floats per candidate stay out of the sidecar
+    # the same gain spread over the queries is evidence
+    def spread_gain(program):
+        g = 0.0 if program is student else 0.05
+        return {"gain": g, "per_query": spread(g)}
+
+    best = GainSelect(FixedProposer([{"program": lucky, "score": 1.0}]), spread_gain).compile(student, trainset=[],
+                                                                                            valset=[])
+    assert program_hash(best) == program_hash(lucky)
+
+
+def test_paired_z():
+    assert paired_z({"a": 0.1, "b": 0.1}, {"a": 0.1, "b": 0.1}) == 0.0
+    assert paired_z({"a": 0.3, "b": 0.1, "c": 0.2}, {"a": 0.1, "b": 0.1, "c": 0.1}) == pytest.approx(0.1 / (0.1 / 3 ** 0.5))
+    assert paired_z({"a": 0.0, "b": 0.0, "c": 0.0}, {"a": 0.2, "b": 0.1, "c": 0.0}) < 0
 
 
 # ---- end to end with a scripted LLM ------------------------------------------------------------
@@ -77,12 +115,17 @@ NEGATIVES = [
 
 
 def compile_script(name: str) -> dspy.LM:
-    """A deterministic LLM: a negative chosen by the query's hash, always passing its own critique."""
+    """A deterministic LLM: a negative (or, for a rewrite, the offered phrase and replacement) chosen by
+    the query's hash, always passing its own critique."""
 
     def fn(messages, kwargs):
         f, kind = fields(messages), step(messages)
+        pick = sum(map(ord, f.get("query", ""))) + len(messages)
         if kind == "domain":
             return json.dumps({"domain": "biomedical research"})
+        if kind == "rewrite":
+            enums = kwargs["response_format"]["json_schema"]["schema"]["properties"]
+            return json.dumps({k: enums[k]["enum"][pick % len(enums[k]["enum"])] for k in ("find", "replace")})
         if kind == "critique":
             return critique()
         if kind == "revise":
@@ -114,21 +157,25 @@ def test_compile_saves_program_and_sidecar(compiled):
     assert meta["dataset"]["corpus"] and meta["versions"]["dspy"] == dspy.__version__ and meta["date"]
     candidates = meta["candidates"]
     assert candidates[0]["candidate"] == "student" and len(candidates) >= 2
-    # the kept program is the best-gain candidate, and before/after are the student's and its rows
-    assert meta["metric"]["after"]["gain"] == max(c["gain"] for c in candidates)
+    # the kept program is the best-gain candidate among those 2 standard errors above the student (else the
+    # student), and before/after are the student's and its rows
+    evidence = [c for c in candidates if c["z_vs_student"] >= 2.0]
+    assert meta["metric"]["after"] == (max(evidence, key=lambda c: c["gain"]) if evidence else candidates[0])
     assert meta["metric"]["before"] == candidates[0]
     assert meta["program_hash"] == program_hash(load_program(out)) == meta["metric"]["after"]["program_hash"]
-    for c in candidates:  # every candidate wrote negatives for the same 12 scoring pairs
-        assert c["items"] == 12 and 0 <= c["accepted"] <= 12 and c["retrieved_ndcg"] > 0
+    scoring = BUDGETS["light"].val_items
+    for c in candidates:  # every candidate wrote negatives for the same scoring pairs, and some were accepted
+        assert c["items"] == scoring and 0 <= c["accepted"] <= scoring and c["retrieved_ndcg"] > 0
+    assert candidates[0]["accepted"] > 0 and candidates[0]["z_vs_student"] == 0.0
     assert f"{meta['metric']['before']['gain']:+.4f}" in output
     assert "api_key" not in out.read_text() + out.with_name(out.stem + ".meta.json").read_text()
 
 
 def test_compile_candidates_differ_by_their_demos(compiled):
     out, _ = compiled
-    demos = [c["demos"]["generate"] for c in read_meta(out)["candidates"]]
-    assert demos[0] == 2  # the student: two mined negatives, as `syneg generate --mined` shows them
-    assert any(d != demos[0] for d in demos[1:])  # bootstrapped candidates carry the LM's own accepted negatives
+    demos = [c["demos"] for c in read_meta(out)["candidates"]]
+    assert demos[0]["generate"] == 2 and demos[0]["rewrite"] == 0  # the student: two mined negatives as examples
+    assert any(d["rewrite"] > 0 for d in demos[1:])  # bootstrapped candidates carry the LM's own accepted edits
 
 
 def test_generate_loads_the_compiled_program(compiled, sample_path, tmp_path):

@@ -29,7 +29,9 @@ ADVICE = {
     "decisive detail (the entity, condition or outcome)",
     "duplicate": "it repeats a negative already written for this query: write a different one",
 }
-RECENT = 512  # precheck verdicts remembered: a rewrite checks up to PHRASES x PHRASES edits of one source
+# Precheck verdicts remembered: a rewrite checks up to PHRASES x PHRASES edits of one source, and a
+# compile runs every candidate over the same items (a few MB for 8k verdicts; each re-encoding costs ~7 s per item).
+RECENT = 8192
 
 
 class Verdict(NamedTuple):
