@@ -451,6 +451,7 @@ def compile_cmd(data_path, pairs_path, corpus_path, out_path, work_dir, lm_name,
                       "seed": seed},
         "metric": {"name": "retriever_gain", "ratio": ratio, "before": res.before, "after": res.after},
         "candidates": res.candidates, "llm_calls": res.llm_calls, "seconds": res.seconds,
+        "work": str(work_dir),  # every scored candidate's program and negatives
     }
     program_file, meta_file = save_program(res.program, out_path, meta)
     click.echo(f"dev nDCG@10 gain: uncompiled {res.before['gain']:+.4f} -> compiled {res.after['gain']:+.4f} "

@@ -8,7 +8,11 @@
    included, so a rewrite is offered the same safe edits), so the LM cache answers a prompt the
    optimizer already paid for when the same program's negatives are generated again.
 4. ``GainSelect`` runs a DSPy optimizer with the guard proxy and keeps the candidate whose negatives
-   on the scoring set give the highest ``RetrieverGain`` on dev.
+   on the scoring set give the highest ``RetrieverGain`` on dev, if that beats the student beyond noise.
+
+Every scored candidate is left in ``work_dir/candidates/<program hash>/``: ``program.json`` (DSPy's
+``save``) and its ``negatives.jsonl``, so a candidate the compile did not keep can still be fine-tuned
+and compared (``bench/bench_compile.py --candidate``).
 """
 
 from __future__ import annotations
@@ -159,6 +163,8 @@ def compile_program(
     def gain(program: SyNeg) -> dict:
         """The program's negatives for the scoring pairs (resumable, LM-cached), scored by the retriever gain."""
         out = work_dir / "candidates" / program_hash(program) / "negatives.jsonl"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        program.save(str(out.with_name("program.json")))
         summary = generate_negatives(view, "compile_val", program, lm, out, guard=guard, domain=domain, progress=progress,
                                      **{k: v for k, v in plan.items() if k != "domain"})
         scored = metric(read_jsonl(out)).to_dict()

@@ -167,6 +167,10 @@ def test_compile_saves_program_and_sidecar(compiled):
     for c in candidates:  # every candidate wrote negatives for the same scoring pairs, and some were accepted
         assert c["items"] == scoring and 0 <= c["accepted"] <= scoring and c["retrieved_ndcg"] > 0
     assert candidates[0]["accepted"] > 0 and candidates[0]["z_vs_student"] == 0.0
+    for c in candidates:  # each scored candidate is kept for later comparison, kept or not
+        saved = ROOT.joinpath(meta["work"], "candidates", c["program_hash"])
+        assert program_hash(load_program(saved / "program.json")) == c["program_hash"]
+        assert len(read_jsonl(saved / "negatives.jsonl")) == scoring
     assert f"{meta['metric']['before']['gain']:+.4f}" in output
     assert "api_key" not in out.read_text() + out.with_name(out.stem + ".meta.json").read_text()
 
