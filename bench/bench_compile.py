@@ -1,23 +1,27 @@
-"""Uncompiled vs compiled SyNeg program, same LM: the compile metric on dev, then a full fine-tune on test.
+"""Uncompiled vs compiled SyNeg program, same LM: the compile metric on dev, then full fine-tunes on test.
 
 For each program: negatives for the first ``--gen-limit`` train pairs (after the compile's dev split is
 carved out, exactly as ``syneg compile`` carved it; a rerun reuses them, and the LM cache answers
 prompts the compile already sent), acceptance and LLM calls per accepted negative, the retriever gain on
-dev (the metric the compile maximised), then a full sentence-transformers fine-tune on the hybrid mix
-(ratio ``--ratio`` of those negatives, dense-mined otherwise; 1 epoch, batch 16, lr 2e-5) and its test
-nDCG@10 / MRR@10 / R@100. A dense-mined-only row is the reference. With ``--judge`` the judge LM's leak
-rate over accepted negatives (bench_leak.py's procedure) is added.
+dev (the metric the compile maximised, with its paired z against the uncompiled program), then full
+sentence-transformers fine-tunes on the hybrid mix (ratio ``--ratio`` of those negatives, dense-mined
+otherwise) per ``--seeds``, with bench_quality's training settings, and their test nDCG@10 / MRR@10 /
+R@100 (mean ± std). A dense-mined-only row is the reference. With ``--judge`` the judge LM's leak rate
+over accepted negatives (bench_leak.py's procedure) is added. ``--candidate HASH`` compares a candidate
+the compile scored but did not keep (from its work folder) instead of the kept program: does the
+compile's verdict on dev hold on test?
 
-    python bench/bench_compile.py --data ../shared/datasets/scifact \
-        --program programs/compiled/scifact-qwen2.5-coder-0.5b.json --gen-limit 12
+    python bench/bench_compile.py --data ../shared/datasets/scifact --program runs/compiled/x.json \
+        --gen-limit 80 --seeds 0 1 2 --bf16 --max-seq-length 128 --ratio 0.25
     python bench/bench_compile.py --data ../shared/datasets/scifact --program runs/x.json --from-compile runs/compile/x
+    python bench/bench_compile.py --data ../shared/datasets/scifact --program runs/x.json --candidate 2ca027efb8d2 ...
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
+import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -25,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import syneg_dspy  # noqa: E402,F401  (offline switches first)
 
-METRICS = ("ndcg@10", "mrr@10", "recall@100")
+from bench.bench_quality import METRICS, add_training_args, cell, finetune, leak_rate, pool_hash, setting  # noqa: E402
 
 
 def main() -> None:
@@ -36,27 +40,27 @@ def main() -> None:
     p.add_argument("--gen-limit", type=int, default=12, help="train pairs that get an LLM negative")
     p.add_argument("--from-compile", default=None, metavar="WORK",
                    help="take both programs' negatives from the compile's work folder (its scoring pairs): no LLM call")
-    p.add_argument("--ratio", type=float, default=0.5)
-    p.add_argument("--max-steps", type=int, default=-1, help="fine-tune steps (-1: one epoch)")
+    p.add_argument("--candidate", default=None, metavar="HASH",
+                   help="compare this scored candidate (its program in the compile's work folder) with the uncompiled one")
+    p.add_argument("--ratio", type=float, default=0.5, help="hybrid ratio of the fine-tunes")
     p.add_argument("--judge", default=None, help="LM that judges leaks among accepted negatives")
+    add_training_args(p)
     a = p.parse_args()
 
-    from bench.bench_quality import leak_rate
+    from optimizers.compile import METRIC_SEEDS
+    from optimizers.gain_select import paired_z
     from optimizers.mined_demos import with_mined_demos
     from optimizers.retriever_gain import RetrieverGain
     from programs import SyNeg, load_program, program_hash
     from programs.attributes import parse_strategies
     from programs.saved import read_meta
     from syneg_dspy.data import carve_dev, load_dataset
-    from syneg_dspy.evaluate import evaluate
     from syneg_dspy.generate import Guard, generate_negatives, mined_sources
     from syneg_dspy.generate.runner import summarize
     from syneg_dspy.lm import make_lm
     from syneg_dspy.mine import mine_negatives
-    from syneg_dspy.mix import mix_negatives, save_mix
     from syneg_dspy.retrieval import load_encoder
-    from syneg_dspy.store import read_jsonl, write_json
-    from syneg_dspy.train import train
+    from syneg_dspy.store import read_jsonl
 
     meta = read_meta(a.program)
     if meta is None:
@@ -65,33 +69,37 @@ def main() -> None:
     ds = load_dataset(a.data)
     if meta["dev_split"]["carved_from"]:
         ds = carve_dev(ds, meta["dev_split"]["queries"], seed=seed)
-    encoder = load_encoder()
+    encoder = load_encoder(a.base_model)
     mined = mine_negatives(ds, "train", encoder, relative_margin=0.05, seed=seed, show_progress=False)
-    metric = RetrieverGain(ds, mined, encoder=encoder, ratio=meta["metric"]["ratio"], seeds=(seed, seed + 1, seed + 2))
+    metric = RetrieverGain(ds, mined, encoder=encoder, ratio=meta["metric"]["ratio"],
+                           seeds=range(seed, seed + METRIC_SEEDS))
     lm = make_lm(meta["lm"], temperature=0.7, max_tokens=256)
     work = Path(a.work) / ds.corpus_fingerprint()
-    programs = {"uncompiled": with_mined_demos(SyNeg(max_rounds=rounds), ds, mined, k=2, seed=seed),
-                "compiled": load_program(a.program, max_rounds=rounds)}
+    critique = meta.get("critique_mined", True)  # sidecars before --critique-mined critiqued every edit
+    compile_work = Path(a.from_compile or meta.get("work") or Path("runs/compile") / Path(a.program).stem)
+    compared = compile_work / "candidates" / a.candidate / "program.json" if a.candidate else a.program
+    programs = {"uncompiled": with_mined_demos(SyNeg(max_rounds=rounds, critique_mined=critique), ds, mined, k=2,
+                                               seed=seed),
+                "candidate" if a.candidate else "compiled": load_program(compared, max_rounds=rounds,
+                                                                         critique_mined=critique)}
+    other = list(programs)[1]
+    if program_hash(programs["uncompiled"]) == program_hash(programs[other]):
+        print(f"note: {compared} is the uncompiled program (the compile kept the student): one row", file=sys.stderr)
+        del programs[other]
     pairs = ds.positives("train")
+    steps = a.max_steps or math.ceil(len(pairs) / a.batch_size)
 
-    def full_finetune(name: str, synthetic: list[dict]) -> dict:
-        out = work / "results" / f"{name}-r{a.ratio}-steps{a.max_steps}.json"
-        if out.exists():
-            return json.loads(out.read_text())
-        run_dir = work / "train" / name
-        mix = mix_negatives(pairs, synthetic, mined, n=1, ratio=a.ratio if synthetic else 0.0, seed=seed)
-        save_mix(mix, ds, run_dir / "mix")
-        res = train(run_dir / "mix", out_dir=run_dir / "train", max_steps=a.max_steps, seed=seed)
-        metrics = {**evaluate(res.model_path, ds, "test"), "synthetic_share": mix.stats["synthetic_share"]}
-        write_json(out, metrics)
-        shutil.rmtree(run_dir)
-        return metrics
+    def fine_tunes(name: str, synthetic: list[dict]) -> list[dict]:
+        return [finetune(ds, pairs, mined, synthetic, a.ratio if synthetic else 0.0, s, a, steps,
+                         work / "results" / f"{name}-r{a.ratio}-s{s}-{setting(a, steps)}.json",
+                         work / "train" / f"{name}-s{s}")
+                for s in a.seeds]
 
-    rows = [{"program": "none (dense-mined only)", **full_finetune("dense", [])}]
+    rows, gains = [{"program": "none (dense-mined only)", "runs": fine_tunes("dense", [])}], {}
     for name, program in programs.items():
         path = work / name / "negatives.jsonl"
         if a.from_compile:
-            path = Path(a.from_compile) / "candidates" / program_hash(program) / "negatives.jsonl"
+            path = compile_work / "candidates" / program_hash(program) / "negatives.jsonl"
             synthetic = read_jsonl(path)
             s = summarize(synthetic, run_rows=[], wall_s=0, domain="", lm=meta["lm"], phash=program_hash(program),
                           out=str(path))
@@ -100,21 +108,25 @@ def main() -> None:
                                    domain=meta["domain"] or None, strategies=parse_strategies(meta["strategy"]),
                                    sources=mined_sources(mined))
             synthetic = read_jsonl(path)
-        gain = metric(synthetic)
+        gains[name] = metric(synthetic)
         leak = leak_rate(ds, synthetic, a.judge, work / name / "leak.json") if a.judge else "not judged"
         rows.append({"program": f"{name} ({s.program_hash})", "accepted": f"{s.accepted}/{s.items}",
-                     "calls": s.llm_calls_per_accepted, "gain": gain.gain, "leak": leak,
-                     **full_finetune(f"{name}-{s.program_hash}", synthetic)})
+                     "calls": s.llm_calls_per_accepted, "gain": gains[name].gain, "leak": leak,
+                     "runs": fine_tunes(f"{name}-{s.program_hash}-{pool_hash(synthetic)}", synthetic)})
+    z = paired_z(gains[other].per_query, gains["uncompiled"].per_query) if other in gains else 0.0
 
     print(f"\n{ds.name}: {len(pairs)} train pairs ({len(ds.split('dev'))} dev queries held out), LM {meta['lm']}, "
-          f"{'the compile scoring' if a.from_compile else a.gen_limit} pairs with an LLM negative, hybrid ratio {a.ratio}\n")
+          f"{'the compile scoring' if a.from_compile else a.gen_limit} pairs with an LLM negative, hybrid ratio "
+          f"{a.ratio}, {steps} steps x batch {a.batch_size}, {'bf16' if a.bf16 else 'fp32'}, seeds {a.seeds}; "
+          f"dev gain {other} vs uncompiled: z = {z:+.2f}\n")
     print("| program | accepted | LLM calls / accepted | leak rate | dev gain (metric) | synthetic share | "
           + " | ".join(f"test {m}" for m in METRICS) + " |")
     print("|---|---|---|---|---|---|" + "---|" * len(METRICS))
     for r in rows:
         gain = f"{r['gain']:+.4f}" if "gain" in r else "–"
+        share = statistics.mean(run["synthetic_share"] for run in r["runs"])
         print(f"| {r['program']} | {r.get('accepted', '–')} | {r.get('calls') or '–'} | {r.get('leak', '–')} | {gain} | "
-              f"{r['synthetic_share']:.3f} | " + " | ".join(f"{r[m]:.4f}" for m in METRICS) + " |")
+              f"{share:.3f} | " + " | ".join(cell([run[m] for run in r["runs"]]) for m in METRICS) + " |")
 
 
 if __name__ == "__main__":

@@ -138,10 +138,8 @@ def leak_rate(ds, rows: list[dict], judge_lm: str, cache: Path) -> str:
     return f"{sum(verdicts)}/{len(verdicts)} = {sum(verdicts) / len(verdicts):.1%}" if verdicts else "–"
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None, help="BEIR folder with train and test qrels (default: bundled sample)")
-    p.add_argument("--work", default="runs/bench_quality", help="cache folder (mined/generated negatives, results)")
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """The fine-tune settings every row shares (bench_quality, bench_compile)."""
     p.add_argument("--base-model", default=None, help="encoder (default: embedded all-MiniLM-L6-v2)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--max-steps", type=int, default=None, help="steps per row (default: one epoch over the train pairs)")
@@ -149,6 +147,51 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--max-seq-length", type=int, default=None, help="training max tokens (default: the encoder's, 256); evaluation keeps the encoder's")
     p.add_argument("--bf16", action="store_true", help="train and encode under bfloat16 autocast (AMX CPUs: encoding 2.2x faster)")
+    p.add_argument("--keep-models", action="store_true", help="keep each trained model (default: delete after evaluation)")
+
+
+def setting(a, steps: int) -> str:
+    """Names the fine-tune settings in result file names."""
+    return (f"steps{steps}-lr{a.lr}-bs{a.batch_size}" + (f"-L{a.max_seq_length}" if a.max_seq_length else "")
+            + ("-bf16" if a.bf16 else ""))
+
+
+def finetune(ds, pairs, retrieved: list[dict], synthetic: list[dict], ratio: float, seed: int, a, steps: int,
+             out: Path, run_dir: Path) -> dict | None:
+    """Test metrics of one fine-tune on the hybrid mix, cached in ``out``; None when no pair has a negative."""
+    from syneg_dspy.evaluate import evaluate
+    from syneg_dspy.mix import mix_negatives, save_mix
+    from syneg_dspy.store import write_json
+    from syneg_dspy.train import train
+
+    if out.exists():
+        return json.loads(out.read_text())
+    mix = mix_negatives(pairs, synthetic, retrieved, n=1, ratio=ratio, seed=seed)
+    if not mix.instances:
+        return None
+    save_mix(mix, ds, run_dir / "mix")
+    res = train(run_dir / "mix", out_dir=run_dir / "train", base_model=a.base_model, max_steps=steps,
+                batch_size=a.batch_size, lr=a.lr, warmup_ratio=0.1, seed=seed, max_seq_length=a.max_seq_length,
+                bf16=a.bf16)
+    metrics = {**evaluate(res.model_path, ds, "test", bf16=a.bf16),  # at the encoder's length (see train)
+               "synthetic_share": mix.stats["synthetic_share"], "instances": mix.stats["instances"], "steps": res.steps}
+    write_json(out, metrics)
+    if not a.keep_models:
+        shutil.rmtree(run_dir / "train" / "model")
+    return metrics
+
+
+def cell(values: list[float]) -> str:
+    """Mean ± sample std."""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="BEIR folder with train and test qrels (default: bundled sample)")
+    p.add_argument("--work", default="runs/bench_quality", help="cache folder (mined/generated negatives, results)")
+    add_training_args(p)
     p.add_argument("--gen-limit", type=int, default=50, help="train pairs that get an LLM negative (0: none)")
     p.add_argument("--lm", default="local/qwen2.5-coder-0.5b")
     p.add_argument("--max-rounds", type=int, default=2)
@@ -162,16 +205,12 @@ def main() -> None:
     p.add_argument("--rows", nargs="*", default=None, help="train only rows whose name starts with one of these")
     p.add_argument("--judge", default=None, help="LM that judges leaks among accepted negatives (e.g. local/qwen2.5-coder-1.5b)")
     p.add_argument("--relative-margin", type=float, default=0.05, help="mining: neg <= pos * (1 - F)")
-    p.add_argument("--keep-models", action="store_true", help="keep each trained model (default: delete after evaluation)")
     a = p.parse_args()
     a.negatives = dict(item.split("=", 1) for item in a.negatives)
 
     from syneg_dspy.data import load_dataset
     from syneg_dspy.evaluate import evaluate
     from syneg_dspy.mine import mine_negatives
-    from syneg_dspy.mix import mix_negatives, save_mix
-    from syneg_dspy.store import write_json
-    from syneg_dspy.train import train
 
     ds = load_dataset(a.data)
     work = Path(a.work) / ds.corpus_fingerprint()
@@ -194,38 +233,20 @@ def main() -> None:
         rows[f"hybrid r=0.25{suffix}"] = (dense, synthetic, 0.25)
         rows[f"hybrid r=0.5{suffix}"] = (dense, synthetic, 0.5)
     results: dict[str, list[dict]] = {"zero-shot": [evaluate(a.base_model, ds, "test", bf16=a.bf16)] * len(a.seeds)}
-    setting = f"steps{steps}-lr{a.lr}-bs{a.batch_size}" + (f"-L{a.max_seq_length}" if a.max_seq_length else "") + ("-bf16" if a.bf16 else "")
     if a.rows is not None:
         rows = {name: row for name, row in rows.items() if name.startswith(tuple(a.rows))}
     for name, (pool, synthetic, ratio) in rows.items():
         results[name] = []
         for seed in a.seeds:
             slug = name.replace(" ", "_").replace("=", "").replace("[", "").replace("]", "")
-            out = work / "results" / f"{slug}-{tag}-s{seed}-{setting}-syn{pool_hash(synthetic)}.json"
-            if out.exists():
-                results[name].append(json.loads(out.read_text()))
-                continue
+            out = work / "results" / f"{slug}-{tag}-s{seed}-{setting(a, steps)}-syn{pool_hash(synthetic)}.json"
             retrieved = pool if pool is not None else random_rows(ds, "train", seed)
-            mix = mix_negatives(pairs, synthetic, retrieved, n=1, ratio=ratio, seed=seed)
-            if not mix.instances:
+            metrics = finetune(ds, pairs, retrieved, synthetic, ratio, seed, a, steps, out,
+                               work / "train" / f"{slug}-s{seed}")
+            if metrics is None:
                 print(f"{name}: no pair has a negative (mining found none?); row left empty", file=sys.stderr)
                 continue
-            run_dir = work / "train" / f"{slug}-s{seed}"
-            save_mix(mix, ds, run_dir / "mix")
-            res = train(run_dir / "mix", out_dir=run_dir / "train", base_model=a.base_model, max_steps=steps,
-                        batch_size=a.batch_size, lr=a.lr, warmup_ratio=0.1, seed=seed,
-                        max_seq_length=a.max_seq_length, bf16=a.bf16)
-            metrics = {**evaluate(res.model_path, ds, "test", bf16=a.bf16),  # at the encoder's length (see train)
-                       "synthetic_share": mix.stats["synthetic_share"], "instances": mix.stats["instances"],
-                       "steps": res.steps}
-            write_json(out, metrics)
             results[name].append(metrics)
-            if not a.keep_models:
-                shutil.rmtree(run_dir / "train" / "model")
-
-    def cell(values: list[float]) -> str:
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
     llm = ", ".join(f"{k}: {v[1].get('accepted', 0)} accepted of {v[1].get('items', 0)}" for k, v in generated.items())
     print(f"\n{ds.name}: {len(pairs)} train pairs, {steps} steps × batch {a.batch_size}, lr {a.lr}, "
