@@ -76,7 +76,9 @@ def main() -> None:
     lm = make_lm(meta["lm"], temperature=0.7, max_tokens=256)
     work = Path(a.work) / ds.corpus_fingerprint()
     critique = meta.get("critique_mined", True)  # sidecars before --critique-mined critiqued every edit
-    compile_work = Path(a.from_compile or meta.get("work") or Path("runs/compile") / Path(a.program).stem)
+    compile_work = Path(a.from_compile or meta.get("work") or "")  # the sidecar names it since candidates are kept
+    if (a.candidate or a.from_compile) and not compile_work.name:
+        sys.exit(f"error: {a.program}: its sidecar names no compile work folder; pass --from-compile WORK")
     compared = compile_work / "candidates" / a.candidate / "program.json" if a.candidate else a.program
     programs = {"uncompiled": with_mined_demos(SyNeg(max_rounds=rounds, critique_mined=critique), ds, mined, k=2,
                                                seed=seed),
@@ -90,10 +92,13 @@ def main() -> None:
     steps = a.max_steps or math.ceil(len(pairs) / a.batch_size)
 
     def fine_tunes(name: str, synthetic: list[dict]) -> list[dict]:
-        return [finetune(ds, pairs, mined, synthetic, a.ratio if synthetic else 0.0, s, a, steps,
+        runs = [finetune(ds, pairs, mined, synthetic, a.ratio if synthetic else 0.0, s, a, steps,
                          work / "results" / f"{name}-r{a.ratio}-s{s}-{setting(a, steps)}.json",
                          work / "train" / f"{name}-s{s}")
                 for s in a.seeds]
+        if None in runs:
+            sys.exit(f"error: {ds.path}: no train pair has a mined or synthetic negative to fine-tune on")
+        return runs
 
     rows, gains = [{"program": "none (dense-mined only)", "runs": fine_tunes("dense", [])}], {}
     for name, program in programs.items():
