@@ -292,7 +292,8 @@ def backends_fetch(model) -> None:
                    "programs/compiled/ for this --lm and --strategy, else the uncompiled one.")
 @click.option("--mined", "--demos-from", "mined", type=click.Path(exists=True, path_type=Path), default=None,
               help="`syneg mine` output (folder or negatives.jsonl): --demos of its negatives are shown to the "
-                   "generator as examples, and rewrite_mined edits them.")
+                   "generator as examples, and rewrite_mined edits them (a pair with none is written freely: mine "
+                   "with a larger --range-max to give it one).")
 @click.option("--demos", "n_demos", type=click.IntRange(min=0), default=2, show_default=True, help="Demos taken from --mined.")
 @click.option("--strategy", default=None,
               help="generate, rewrite_mined (needs --mined), rewrite_positive, a comma list of them, or mixed. "

@@ -47,7 +47,7 @@ def main() -> None:
     add_training_args(p)
     a = p.parse_args()
 
-    from optimizers.compile import METRIC_SEEDS
+    from optimizers.compile import METRIC_SEEDS, retrieved
     from optimizers.gain_select import paired_z
     from optimizers.mined_demos import with_mined_demos
     from optimizers.retriever_gain import RetrieverGain
@@ -55,10 +55,9 @@ def main() -> None:
     from programs.attributes import parse_strategies
     from programs.saved import read_meta
     from syneg_dspy.data import carve_dev, load_dataset
-    from syneg_dspy.generate import Guard, generate_negatives, mined_sources
+    from syneg_dspy.generate import Guard, generate_negatives
     from syneg_dspy.generate.runner import summarize
     from syneg_dspy.lm import make_lm
-    from syneg_dspy.mine import mine_negatives
     from syneg_dspy.retrieval import load_encoder
     from syneg_dspy.store import read_jsonl
 
@@ -70,7 +69,7 @@ def main() -> None:
     if meta["dev_split"]["carved_from"]:
         ds = carve_dev(ds, meta["dev_split"]["queries"], seed=seed)
     encoder = load_encoder(a.base_model)
-    mined = mine_negatives(ds, "train", encoder, relative_margin=0.05, seed=seed, show_progress=False)
+    mined, sources = retrieved(ds, encoder, seed)
     metric = RetrieverGain(ds, mined, encoder=encoder, ratio=meta["metric"]["ratio"],
                            seeds=range(seed, seed + METRIC_SEEDS))
     lm = make_lm(meta["lm"], temperature=0.7, max_tokens=256)
@@ -111,7 +110,7 @@ def main() -> None:
         else:
             s = generate_negatives(ds, "train", program, lm, path, guard=Guard(encoder), limit=a.gen_limit, seed=seed,
                                    domain=meta["domain"] or None, strategies=parse_strategies(meta["strategy"]),
-                                   sources=mined_sources(mined))
+                                   sources=sources)
             synthetic = read_jsonl(path)
         gains[name] = metric(synthetic)
         leak = leak_rate(ds, synthetic, a.judge, work / name / "leak.json") if a.judge else "not judged"

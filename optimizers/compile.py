@@ -2,7 +2,7 @@
 
 1. A dev split is carved from the train queries (unless the data has one); train pairs exclude it.
 2. Dense negatives are mined for the train pairs: the retrieved pool, the mined demos and
-   ``rewrite_mined``'s sources.
+   ``rewrite_mined``'s sources (deepened where the window leaves a pair without one).
 3. Disjoint train pairs become DSPy examples: a bootstrap set (``trainset``) and a scoring set
    (``valset``), with exactly the inputs ``syneg generate`` would send (the guard's ``check``
    included, so a rewrite is offered the same safe edits), so the LM cache answers a prompt the
@@ -36,7 +36,7 @@ from syneg_dspy.errors import InputError
 from syneg_dspy.generate.guard import Guard
 from syneg_dspy.generate.runner import POSITIVE_WORDS, Item, CallCounter, generate_negatives, infer_domain, \
     mined_sources, plan_items
-from syneg_dspy.mine import mine_negatives
+from syneg_dspy.mine import deepen, mine_negatives
 from syneg_dspy.retrieval.encoder import load_encoder
 from syneg_dspy.store import read_jsonl
 
@@ -58,6 +58,14 @@ BUDGETS = {
 }
 OPTIMIZERS = ("bootstrap", "mipro")
 METRIC_SEEDS = 5  # adapter seeds the retriever gain averages (0.3 s each)
+MARGIN = 0.05  # NV-Retriever's relative margin for the mined pool
+
+
+def retrieved(ds: Dataset, encoder, seed: int, progress: bool = False) -> tuple[list[dict], dict]:
+    """The dense-mined pool the metric mixes with, and ``rewrite_mined``'s sources: the pool, deepened
+    for pairs its window leaves empty (``syneg_dspy.mine.deepen``)."""
+    mined = mine_negatives(ds, "train", encoder, relative_margin=MARGIN, seed=seed, show_progress=progress)
+    return mined, mined_sources(deepen(mined, ds, "train", encoder, relative_margin=MARGIN, seed=seed))
 
 
 @dataclass
@@ -146,7 +154,7 @@ def compile_program(
                          ds.path)
     encoder = load_encoder(encoder)
     log(f"mining dense negatives for {len(pairs)} train pairs ({len(ds.split('dev'))} dev queries held out)")
-    mined = mine_negatives(ds, "train", encoder, relative_margin=0.05, seed=seed, show_progress=progress)
+    mined, sources = retrieved(ds, encoder, seed, progress)
     metric = RetrieverGain(ds, mined, encoder=encoder, ratio=ratio, seeds=range(seed, seed + METRIC_SEEDS))
     guard = Guard(encoder)
     student = with_mined_demos(SyNeg(max_rounds=max_rounds, critique_mined=critique_mined), ds, mined, k=demos, seed=seed)
@@ -155,7 +163,6 @@ def compile_program(
 
     picked = random.Random(seed).sample(pairs, b.train_items + b.val_items)
     view = with_split(with_split(ds, "compile_train", picked[: b.train_items]), "compile_val", picked[b.train_items:])
-    sources = mined_sources(mined)
     plan = dict(per_query=1, seed=seed, domain=domain or None, strategies=strategies, sources=sources)
     examples = {split: [item_example(i, guard) for i in plan_items(view, split, "", **plan)]
                 for split in ("compile_train", "compile_val")}

@@ -250,22 +250,20 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
     stages = _Stages(run_dir, log)
     pairs = ds.positives(config.train_split)
 
+    mining = dict(sources=("dense", "bm25") if config.mine_source == "both" else (config.mine_source,),
+                  n=config.mine_n or config.negatives, range_min=config.range_min, range_max=config.range_max,
+                  relative_margin=config.relative_margin, seed=config.seed)
+
     def mine(out: Path) -> None:
         from syneg_dspy.mine import group_by_pair, mine_negatives, write_training_set
 
-        n = config.mine_n or config.negatives
-        sources = ("dense", "bm25") if config.mine_source == "both" else (config.mine_source,)
-        rows = mine_negatives(
-            ds, config.train_split, config.encoder, sources=sources, n=n, range_min=config.range_min,
-            range_max=config.range_max, relative_margin=config.relative_margin, seed=config.seed,
-            show_progress=config.progress,
-        )
+        rows = mine_negatives(ds, config.train_split, config.encoder, show_progress=config.progress, **mining)
         if not rows:
             raise InputError(
                 f"mining found no negative for any {config.train_split!r} pair: lower relative_margin or range_min", ds.path
             )
         write_jsonl(out / "negatives.jsonl", rows)
-        write_training_set(group_by_pair(rows, pairs), ds, out, n)
+        write_training_set(group_by_pair(rows, pairs), ds, out, mining["n"])
 
     mine_keys = ("encoder", "mine_source", "mine_n", "negatives", "range_min", "range_max", "relative_margin")
     stages.run("mine", {**data, **pick(*mine_keys)}, mine)
@@ -273,9 +271,9 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
     def generate(out: Path) -> None:
         from optimizers.mined_demos import with_mined_demos
         from programs import load_program
-        from programs.attributes import parse_strategies
         from syneg_dspy.generate import Guard, generate_negatives, mined_sources
         from syneg_dspy.lm import make_lm
+        from syneg_dspy.mine import deepen
         from syneg_dspy.retrieval.encoder import load_encoder
 
         path = out / "negatives.jsonl"
@@ -286,13 +284,15 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
         mined = read_jsonl(run_dir / "mine" / "negatives.jsonl")
         program = with_mined_demos(program, ds, mined, k=config.demos, seed=config.seed)
         lm = make_lm(config.lm, api_base=config.api_base, temperature=config.temperature, max_tokens=config.max_tokens)
+        sources = deepen(mined, ds, config.train_split, config.encoder, **mining) if rewrites else mined
         generate_negatives(
             ds, config.train_split, program, lm, path, guard=Guard(load_encoder(config.guard_encoder or config.encoder)),
             per_query=config.per_query, limit=None if config.generate_limit < 0 else config.generate_limit,
             seed=config.seed, domain=config.domain, progress=config.progress,
-            strategies=parse_strategies(config.strategy), sources=mined_sources(mined), concurrency=config.concurrency,
+            strategies=parse_strategies(config.strategy), sources=mined_sources(sources), concurrency=config.concurrency,
         )
 
+    from programs.attributes import parse_strategies
     from programs.saved import resolve_program
 
     program_path = resolve_program(config.program, config.lm, config.strategy)
@@ -302,8 +302,9 @@ def run(config: RunConfig, log: Callable[[str], None] = lambda _: None) -> RunRe
     log(f"[generate] program: {program_path or 'uncompiled'}; critique of mined edits: {'on' if critique else 'off'} "
         f"({config.critique_mined})")
     program_file = {"program_sha": _hash(program_path.read_text()) if program_path else None}
-    # demos and rewrite_mined sources come from the mined rows
-    uses_mined = config.demos or "rewrite_mined" in config.strategy or config.strategy == "mixed"
+    # demos and rewrite_mined sources come from the mined rows (deepened where the window left a pair without)
+    rewrites = "rewrite_mined" in parse_strategies(config.strategy)
+    uses_mined = config.demos or rewrites
     from_mine = {"mine_stage": stages.hashes["mine"]} if uses_mined else {}
     stages.run(
         "generate",

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from syneg_dspy.errors import InputError
-from syneg_dspy.mine import group_by_pair, mine_negatives, to_flag_rows, to_st_rows, write_training_set
+from syneg_dspy.mine import deepen, group_by_pair, mine_negatives, to_flag_rows, to_st_rows, write_training_set
 from syneg_dspy.retrieval import BM25Index, corpus_embeddings, encode_queries, load_encoder
 
 COLUMNS = ["qid", "pos_id", "doc_id", "text", "source", "rank", "score", "pos_score"]
@@ -134,6 +134,20 @@ def test_bm25_and_both_sources(ds, mine):
         assert negs[1]["source"] == "bm25" or lexical[pair][0]["doc_id"] == negs[0]["doc_id"]
         assert negs[0]["doc_id"] == dense[pair][0]["doc_id"]
         assert negs[1]["doc_id"] in {n["doc_id"] for n in lexical[pair]} | {dense[pair][1]["doc_id"]}
+
+
+def test_deepen_gives_sources_to_pairs_the_window_left_without(ds, encoder, cache, mine):
+    options = dict(relative_margin=0.004, range_max=20)  # the untrained encoder leaves most pairs without a candidate
+    rows = mine(**options)
+    have = {(r["qid"], r["pos_id"]) for r in rows}
+    deep = deepen(rows, ds, "train", encoder, depth=len(ds.corpus), cache_dir=cache, **options)
+    assert deep[: len(rows)] == rows  # the window's rows are kept as they were
+    added = deep[len(rows):]
+    assert added and not {(r["qid"], r["pos_id"]) for r in added} & have
+    assert added == [r for r in mine(relative_margin=0.004, range_max=len(ds.corpus)) if (r["qid"], r["pos_id"]) not in have]
+    assert all(r["score"] <= r["pos_score"] - abs(r["pos_score"]) * 0.004 + 1e-6 for r in added)
+    full = mine(n=1)  # every pair has a candidate: nothing to deepen, no second mining
+    assert deepen(full, ds, "train", None) == full
 
 
 def test_bad_settings_are_input_errors(ds, mine):

@@ -46,7 +46,7 @@ def config(tiny, tmp_path, monkeypatch):
     )
 
 
-def test_run_then_rerun_skips_every_stage(config):
+def test_run_then_rerun_skips_every_stage(config, ds):
     first = run(config)
     assert first.stages == {s: "ran" for s in STAGES}
     run_dir = first.run_dir
@@ -81,8 +81,11 @@ def test_run_then_rerun_skips_every_stage(config):
     fourth = run(dataclasses.replace(config, strategy="rewrite_mined"))
     assert fourth.stages["mine"] == "skipped" and fourth.stages["generate"] == "ran"
     rewrites = [r for r in read_jsonl(run_dir / "generate" / "negatives.jsonl") if r["source"]]
-    mined = {r["text"] for r in read_jsonl(run_dir / "mine" / "negatives.jsonl")}
-    assert rewrites and all(r["attributes"]["strategy"] == "rewrite_mined" and r["source"] in mined for r in rewrites)
+    mined = {(r["qid"], r["pos_id"]): r["text"] for r in read_jsonl(run_dir / "mine" / "negatives.jsonl")}
+    assert rewrites and all(r["attributes"]["strategy"] == "rewrite_mined" for r in rewrites)
+    assert all(r["source"] == mined[r["qid"], r["pos_id"]] for r in rewrites if (r["qid"], r["pos_id"]) in mined)
+    deepened = [r for r in rewrites if (r["qid"], r["pos_id"]) not in mined]  # the mining window left these without
+    assert deepened and {r["source"] for r in deepened} <= {ds.doc_text(d) for d in ds.corpus}
     assert any(r["verdict"] == "accepted" and r["edit"]["replace"] in r["text"] for r in rewrites)
 
     # bf16 retrains and re-evaluates, and both say so
