@@ -102,6 +102,21 @@ def test_seeded_order_and_draws():
     assert sorted(i.qid for i in a.instances) == sorted(q for q, _ in args[0])
 
 
+def test_a_pair_s_draws_do_not_depend_on_other_pairs_pools():
+    # pairs 40-59 have no retrieved negative: without synthetic rows they are dropped
+    retrieved = [r for r in _retrieved(60, 3) if int(r["qid"][1:]) < 40]
+    some = [r for r in _synthetic(60, 2) if int(r["qid"][1:]) < 20]
+    more = some + [r for r in _synthetic(60, 2) if int(r["qid"][1:]) >= 20]  # new rows for 20-59, 40-59 join
+    a = mix_negatives(_pairs(60), some, retrieved, n=2, ratio=0.5, seed=4)
+    b = mix_negatives(_pairs(60), more, retrieved, n=2, ratio=0.5, seed=4)
+    assert a.stats["instances"] == 40 and b.stats["instances"] == 60
+    old = {i.qid: i.negatives for i in a.instances}
+    new = {i.qid: i.negatives for i in b.instances}
+    assert all(new[q] == old[q] for q in old if int(q[1:]) < 20)  # untouched pools: the same negatives
+    assert any(new[q] != old[q] for q in old if 20 <= int(q[1:]) < 40)  # now drawn from both pools
+    assert [i.qid for i in b.instances if i.qid in old] == [i.qid for i in a.instances]  # and the same order
+
+
 def test_bad_options_are_input_errors():
     with pytest.raises(InputError, match="ratio"):
         mix_negatives(_pairs(2), [], _retrieved(2, 1), ratio=1.5)

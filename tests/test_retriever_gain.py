@@ -37,10 +37,10 @@ def test_no_accepted_negative_means_exactly_zero_gain(setup):
 
 def test_the_adapter_learns_and_the_gain_is_deterministic(setup):
     dev, _, metric = setup
-    rows = synthetic(dev, 30)
+    rows = synthetic(dev, 60)  # on 77 pairs and 15 dev queries, 30 happen to leave both seeds' rankings as they were
     first, again = metric(rows), metric(rows)
     assert first == again
-    assert first.accepted_synthetic == 30 and 0 < first.synthetic_share < 1
+    assert first.accepted_synthetic == 60 and 0 < first.synthetic_share < 1
     assert first.retrieved_ndcg != first.zero_shot_ndcg  # training the adapter moves the ranking
     assert first.gain != 0.0 and len(first.per_seed) == 2
     assert first.gain == pytest.approx(first.hybrid_ndcg - first.retrieved_ndcg)

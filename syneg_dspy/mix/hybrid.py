@@ -5,6 +5,9 @@ negatives, which the paper found more stable than either pool alone. A "warmup" 
 from retrieved-only and ramps r up, so the encoder sees the hardest (synthetic) negatives once it
 has learnt the easy structure. When one pool runs dry for a pair, the slot falls back to the other
 pool and the fallback is counted, so the synthetic share actually trained on is always known.
+A pair's draws come from its own seeded stream, so giving one pair a synthetic negative (or taking
+its last one away) leaves every other pair's negatives as they were: two mixes of the same seed
+differ only where their pools do, which is what makes them a paired comparison.
 """
 
 from __future__ import annotations
@@ -94,21 +97,21 @@ def mix_negatives(
     synthetic = _pools(accepted, source="synthetic")
     retrieved = _pools(retrieved_rows)
 
-    rng = random.Random(seed)
     order = list(pairs)
-    rng.shuffle(order)
+    random.Random(seed).shuffle(order)
     instances: list[TrainingInstance] = []
     counts: Counter = Counter()
     by_source: Counter = Counter()
-    for qid, pos_id in order:
+    for i, (qid, pos_id) in enumerate(order):
         k = (str(qid), str(pos_id))
         syn, ret = list(synthetic.get(k, ())), list(retrieved.get(k, ()))
-        rng.shuffle(syn)
-        rng.shuffle(ret)
         if len(syn) + len(ret) < n:
             counts["dropped"] += 1
             continue
-        r = _ratio_at(len(instances), len(order), ratio, schedule, warmup_frac)
+        rng = random.Random(f"{seed}/{k[0]}/{k[1]}")  # str seeds hash the same in every process
+        rng.shuffle(syn)
+        rng.shuffle(ret)
+        r = _ratio_at(i, len(order), ratio, schedule, warmup_frac)
         inst = TrainingInstance(qid=k[0], pos_id=k[1], ratio=r)
         for _ in range(n):
             want_synthetic = rng.random() < r
