@@ -14,9 +14,10 @@ are cut from a seeded order of all train pairs, each pair keeping its place (a p
 leaves a gap), so such a pair changes its own batch, not the composition of every later one (four such
 pairs among SciFact's 802 moved 36 of 100 dev queries with the order re-cut around them, 25 with the gaps;
 the rest is what training on four more pairs does). ``bench/bench_metric.py`` checks that this ranks
-negative pools the way full fine-tuning does. The gain is also kept per dev query, so that two candidates can be compared
-with a paired test over the dev queries (``GainSelect``): a handful of negatives among hundreds of
-pairs moves a few queries, and a difference carried by two queries is not evidence.
+negative pools the way full fine-tuning does. The gain is also kept per dev query, so that two
+candidates can be compared with a paired test over the dev queries (``GainSelect``): a handful of
+negatives among hundreds of pairs moves a few queries, and a difference carried by two queries is not
+evidence.
 
 Inputs: a Dataset with the train and dev splits, the retrieved negatives of the train pairs (rows of
 ``syneg mine``) and an encoder. Call it with synthetic rows (rows of ``syneg generate``; only accepted
