@@ -24,6 +24,8 @@ import syneg_dspy  # noqa: E402,F401  (offline switches first)
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--program", required=True, help="a `syneg compile` output (its sidecar names data and work folder)")
+    p.add_argument("--data", default=None, help="the compile's data folder (default: the path its sidecar records)")
+    p.add_argument("--base-model", default=None, help="the compile's encoder (default: embedded all-MiniLM-L6-v2)")
     a = p.parse_args()
 
     from optimizers.compile import METRIC_SEEDS, retrieved
@@ -36,11 +38,14 @@ def main() -> None:
     meta = read_meta(a.program)
     if meta is None or "work" not in meta:
         sys.exit(f"error: {a.program}: no sidecar naming the compile's work folder beside it")
+    if not Path(meta["work"], "candidates").is_dir():
+        sys.exit(f"error: {a.program}: the compile's work folder {meta['work']} holds no candidates "
+                 "(run this from the folder the compile ran in)")
     seed = meta["seed"]
-    ds = load_dataset(meta["dataset"]["path"])
+    ds = load_dataset(a.data or meta["dataset"]["path"])
     if meta["dev_split"]["carved_from"]:
         ds = carve_dev(ds, meta["dev_split"]["queries"], seed=seed)
-    encoder = load_encoder(None)
+    encoder = load_encoder(a.base_model)
     mined, _ = retrieved(ds, encoder, seed)
     metric = RetrieverGain(ds, mined, encoder=encoder, ratio=meta["metric"]["ratio"],
                            seeds=range(seed, seed + METRIC_SEEDS))

@@ -167,12 +167,7 @@ class RetrieverGain:
         A = torch.zeros(q.shape[1], q.shape[1], requires_grad=True)
         opt = torch.optim.AdamW([A], lr=self.lr, weight_decay=self.weight_decay)
         for _ in range(self.epochs):
-            order = slots[torch.randperm(len(slots), generator=gen)]
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                idx = idx[idx >= 0]
-                if len(idx) == 0:
-                    continue
+            for idx in batches(slots, self.batch_size, gen):
                 fq, fd = _apply(q[idx], A), _apply(torch.cat([p[idx], n[idx]]), A)
                 loss = torch.nn.functional.cross_entropy(SCALE * fq @ fd.T, torch.arange(len(idx)))
                 opt.zero_grad()
@@ -192,6 +187,14 @@ class RetrieverGain:
             hits = [(self.doc_ids[i], v) for i, v in zip(idx, vals) if self.doc_ids[i] != qid]  # BEIR skips self-hits
             run[qid] = dict(hits[: self.k])
         return ndcg_per_query(self.dev, run)
+
+
+def batches(slots: torch.Tensor, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's batches: a seeded order of all train pairs' places cut every ``batch_size``, each
+    batch holding the rows (``slots[place]``) of the pairs that are trained on; -1 leaves a gap."""
+    order = slots[torch.randperm(len(slots), generator=gen)]
+    cut = (order[start:start + batch_size] for start in range(0, len(order), batch_size))
+    return [idx[idx >= 0] for idx in cut if (idx >= 0).any()]
 
 
 def _mean(per_query: dict[str, float]) -> float:

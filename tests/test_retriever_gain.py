@@ -1,9 +1,10 @@
 """The compile metric: a paired, deterministic retriever gain on a dev split (bundled sample, real MiniLM)."""
 
 import pytest
+import torch
 
 from optimizers.guard_proxy import GuardProxy
-from optimizers.retriever_gain import RetrieverGain
+from optimizers.retriever_gain import RetrieverGain, batches
 from programs import Attributes
 from syneg_dspy.data import carve_dev
 from syneg_dspy.errors import InputError
@@ -80,3 +81,14 @@ def test_guard_proxy_scores_hardness_of_accepted_negatives_only(ds):
     assert proxy(example, copy) == 0.0  # the guard rejects a copy of the positive
     assert proxy(example, fine, trace=[]) == (score >= 0.5)
     assert proxy(example, dspy.Prediction(negative="", critique=ok, edit_issue="no edit")) == 0.0
+
+
+def test_a_pair_without_a_negative_leaves_a_gap_in_its_own_batch_only():
+    every = torch.arange(50)
+    without = every.clone()
+    without[7] = -1  # the pair at place 7 has no negative this time
+    full = batches(every, 8, torch.Generator().manual_seed(3))
+    gapped = batches(without, 8, torch.Generator().manual_seed(3))
+    assert len(full) == len(gapped) == 7
+    changed = [(a.tolist(), b.tolist()) for a, b in zip(full, gapped) if not torch.equal(a, b)]
+    assert len(changed) == 1 and [x for x in changed[0][0] if x != 7] == changed[0][1]
