@@ -32,6 +32,24 @@ import syneg_dspy  # noqa: E402,F401  (offline switches first)
 from bench.bench_quality import METRICS, add_training_args, cell, finetune, leak_rate, pool_hash, setting  # noqa: E402
 
 
+def compile_metric(meta: dict, data: str | None, base_model: str | None) -> tuple:
+    """The compile's setting rebuilt from its sidecar: (dataset with its dev split carved as the compile
+    carved it, encoder, mined rows, rewrite sources, the metric with the compile's ratio and seeds)."""
+    from optimizers.compile import METRIC_SEEDS, retrieved
+    from optimizers.retriever_gain import RetrieverGain
+    from syneg_dspy.data import carve_dev, load_dataset
+    from syneg_dspy.retrieval import load_encoder
+
+    seed, ds = meta["seed"], load_dataset(data)
+    if meta["dev_split"]["carved_from"]:
+        ds = carve_dev(ds, meta["dev_split"]["queries"], seed=seed)
+    encoder = load_encoder(base_model)
+    mined, sources = retrieved(ds, encoder, seed)
+    metric = RetrieverGain(ds, mined, encoder=encoder, ratio=meta["metric"]["ratio"],
+                           seeds=range(seed, seed + METRIC_SEEDS))
+    return ds, encoder, mined, sources, metric
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="BEIR folder (default: bundled sample)")
@@ -47,31 +65,21 @@ def main() -> None:
     add_training_args(p)
     a = p.parse_args()
 
-    from optimizers.compile import METRIC_SEEDS, retrieved
     from optimizers.gain_select import paired_z
     from optimizers.mined_demos import with_mined_demos
-    from optimizers.retriever_gain import RetrieverGain
     from programs import SyNeg, load_program, program_hash
     from programs.attributes import parse_strategies
     from programs.saved import read_meta
-    from syneg_dspy.data import carve_dev, load_dataset
     from syneg_dspy.generate import Guard, generate_negatives
     from syneg_dspy.generate.runner import summarize
     from syneg_dspy.lm import make_lm
-    from syneg_dspy.retrieval import load_encoder
     from syneg_dspy.store import read_jsonl
 
     meta = read_meta(a.program)
     if meta is None:
         sys.exit(f"error: {a.program}: no sidecar (NAME.meta.json) beside it")
     seed, rounds = meta["seed"], meta["max_rounds"]
-    ds = load_dataset(a.data)
-    if meta["dev_split"]["carved_from"]:
-        ds = carve_dev(ds, meta["dev_split"]["queries"], seed=seed)
-    encoder = load_encoder(a.base_model)
-    mined, sources = retrieved(ds, encoder, seed)
-    metric = RetrieverGain(ds, mined, encoder=encoder, ratio=meta["metric"]["ratio"],
-                           seeds=range(seed, seed + METRIC_SEEDS))
+    ds, encoder, mined, sources, metric = compile_metric(meta, a.data, a.base_model)
     lm = make_lm(meta["lm"], temperature=0.7, max_tokens=256)
     work = Path(a.work) / ds.corpus_fingerprint()
     critique = meta.get("critique_mined", True)  # sidecars before --critique-mined critiqued every edit

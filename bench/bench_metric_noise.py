@@ -28,11 +28,8 @@ def main() -> None:
     p.add_argument("--base-model", default=None, help="the compile's encoder (default: embedded all-MiniLM-L6-v2)")
     a = p.parse_args()
 
-    from optimizers.compile import METRIC_SEEDS, retrieved
-    from optimizers.retriever_gain import RetrieverGain
+    from bench.bench_compile import compile_metric
     from programs.saved import read_meta
-    from syneg_dspy.data import carve_dev, load_dataset
-    from syneg_dspy.retrieval import load_encoder
     from syneg_dspy.store import read_jsonl
 
     meta = read_meta(a.program)
@@ -41,14 +38,7 @@ def main() -> None:
     if not Path(meta["work"], "candidates").is_dir():
         sys.exit(f"error: {a.program}: the compile's work folder {meta['work']} holds no candidates "
                  "(run this from the folder the compile ran in)")
-    seed = meta["seed"]
-    ds = load_dataset(a.data or meta["dataset"]["path"])
-    if meta["dev_split"]["carved_from"]:
-        ds = carve_dev(ds, meta["dev_split"]["queries"], seed=seed)
-    encoder = load_encoder(a.base_model)
-    mined, _ = retrieved(ds, encoder, seed)
-    metric = RetrieverGain(ds, mined, encoder=encoder, ratio=meta["metric"]["ratio"],
-                           seeds=range(seed, seed + METRIC_SEEDS))
+    ds, _, mined, _, metric = compile_metric(meta, a.data or meta["dataset"]["path"], a.base_model)
     has_mined = {(str(r["qid"]), str(r["pos_id"])) for r in mined}
 
     print(f"\n{ds.name}: {len(ds.positives('train'))} train pairs ({len(has_mined)} with a retrieved negative), "
