@@ -17,6 +17,7 @@ and compared (``bench/bench_compile.py --candidate``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 import dspy
+import tqdm
 
 from optimizers.gain_select import GainSelect
 from optimizers.guard_proxy import GuardProxy
@@ -122,6 +124,26 @@ def make_proposer(optimizer: str, budget: Budget, metric: GuardProxy, lm: dspy.L
     raise InputError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
 
 
+class _SilentBar(tqdm.tqdm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "disable": True})
+
+
+@contextlib.contextmanager
+def progress_bars(shown: bool):
+    """DSPy's optimizers draw tqdm bars they give no switch for (random search and MIPROv2 pass
+    ``display_progress=True`` to ``Evaluate``; BootstrapFewShot wraps its trainset): ``shown=False``
+    disables every ``tqdm.tqdm`` bar while the block runs."""
+    if shown:
+        yield
+        return
+    original, tqdm.tqdm = tqdm.tqdm, _SilentBar
+    try:
+        yield
+    finally:
+        tqdm.tqdm = original
+
+
 def compile_program(
     ds: Dataset,
     lm: dspy.LM,
@@ -182,7 +204,8 @@ def compile_program(
 
     counter = CallCounter()
     proposer, options = make_proposer(optimizer, b, GuardProxy(guard), lm, prompt_lm, seed)
-    with dspy.context(lm=lm, adapter=dspy.JSONAdapter(), callbacks=[*dspy.settings.callbacks, counter]):
+    with progress_bars(progress), dspy.context(lm=lm, adapter=dspy.JSONAdapter(),
+                                               callbacks=[*dspy.settings.callbacks, counter]):
         best = GainSelect(proposer, gain, keep=b.keep).compile(
             student, trainset=examples["compile_train"], valset=examples["compile_val"], **options)
     report = best.compile_report

@@ -172,6 +172,8 @@ def test_compile_saves_program_and_sidecar(compiled):
         assert program_hash(load_program(saved / "program.json")) == c["program_hash"]
         assert len(read_jsonl(saved / "negatives.jsonl")) == scoring
     assert f"{meta['metric']['before']['gain']:+.4f}" in output
+    # --no-progress silences the bars DSPy's Evaluate draws too (its log line stays: it ends in "%)", a bar in "%):")
+    assert "Average Metric" in output and not re.search(r"Average Metric: [\d.]+ / \d+ \([\d.]+%\):", output)
     assert "api_key" not in out.read_text() + out.with_name(out.stem + ".meta.json").read_text()
 
 
