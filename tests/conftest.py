@@ -48,3 +48,15 @@ def tiny_encoder_path(sample_path, tmp_path_factory) -> Path:
     ds = load_dataset(sample_path)
     texts = [ds.doc_text(d) for d in ds.corpus] + list(ds.queries.values())
     return build_tiny_encoder(tmp_path_factory.getbasetemp() / "tiny-encoder", texts)
+
+
+@pytest.fixture(scope="session")
+def lexical_encoder_path(sample_path, tmp_path_factory) -> Path:
+    """The tiny encoder with nothing mixing tokens: a bag-of-words ranking, for pipelines that mine with a
+    margin and guard by cosine (the compile), at a fraction of MiniLM's cost."""
+    from syneg_dspy.data import load_dataset
+    from tiny_encoder import build_tiny_encoder
+
+    ds = load_dataset(sample_path)
+    texts = [ds.doc_text(d) for d in ds.corpus] + list(ds.queries.values())
+    return build_tiny_encoder(tmp_path_factory.getbasetemp() / "lexical-encoder", texts, lexical=True)

@@ -138,13 +138,14 @@ def compile_script(name: str) -> dspy.LM:
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory, sample_path):
-    """One `syneg compile` of the bundled sample with the scripted LLM (light budget)."""
+def compiled(tmp_path_factory, sample_path, lexical_encoder_path):
+    """One `syneg compile` of the bundled sample with the scripted LLM (light budget) and the lexical tiny
+    encoder (the guard encodes every edit a rewrite could offer: with MiniLM that is most of a compile's time)."""
     compile_script("compile-e2e")
     out = tmp_path_factory.mktemp("compile") / "sample-scripted.json"
     result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
                                        "scripted/compile-e2e", "--dev-queries", "10", "--work", str(out.parent / "work"),
-                                       "--no-progress"])
+                                       "--encoder", str(lexical_encoder_path), "--no-progress"])
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -269,7 +270,7 @@ def test_a_broken_program_file_is_one_line(tmp_path, sample_path):
 # ---- a new domain: pairs without qrels -------------------------------------------------------------
 
 
-def test_compile_from_a_pair_file_carves_dev_from_the_pairs(tmp_path, ds):
+def test_compile_from_a_pair_file_carves_dev_from_the_pairs(tmp_path, ds, lexical_encoder_path):
     pairs = tmp_path / "pairs.jsonl"
     corpus = tmp_path / "corpus.jsonl"
     rows = [{"query": ds.queries[q], "positive": ds.doc_text(d)} for q, d in ds.positives("train")]
@@ -279,7 +280,8 @@ def test_compile_from_a_pair_file_carves_dev_from_the_pairs(tmp_path, ds):
     out = tmp_path / "mine.json"
     result = CliRunner().invoke(main, ["compile", "--pairs", str(pairs), "--corpus", str(corpus), "--out", str(out),
                                        "--lm", "scripted/compile-pairs", "--dev-queries", "10", "--no-progress",
-                                       "--work", str(tmp_path / "work"), "--domain", "biomedical research"])
+                                       "--work", str(tmp_path / "work"), "--domain", "biomedical research",
+                                       "--encoder", str(lexical_encoder_path)])
     assert result.exit_code == 0, result.output
     meta = read_meta(out)
     assert meta["dev_split"]["queries"] == 10 and meta["dataset"]["train_pairs"] < len(rows)
@@ -291,7 +293,7 @@ def test_compile_from_a_pair_file_carves_dev_from_the_pairs(tmp_path, ds):
 OUTPUT_FIELD = re.compile(r"\d+\. `(\w+)` \((\w+)")
 
 
-def test_compile_with_mipro_uses_the_prompt_lm_to_propose_instructions(sample_path, tmp_path):
+def test_compile_with_mipro_uses_the_prompt_lm_to_propose_instructions(sample_path, tmp_path, lexical_encoder_path):
     compile_script("mipro-task")
     proposals = []
 
@@ -307,7 +309,8 @@ def test_compile_with_mipro_uses_the_prompt_lm_to_propose_instructions(sample_pa
     result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
                                        "scripted/mipro-task", "--prompt-lm", "scripted/mipro-prompt", "--optimizer",
                                        "mipro", "--dev-queries", "10", "--work", str(tmp_path / "work"),
-                                       "--domain", "biomedical research", "--no-progress"])
+                                       "--domain", "biomedical research", "--encoder", str(lexical_encoder_path),
+                                       "--no-progress"])
     assert result.exit_code == 0, result.output
     meta = read_meta(out)
     assert meta["optimizer"] == "mipro" and meta["prompt_lm"] == "scripted/mipro-prompt"

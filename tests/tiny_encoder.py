@@ -3,6 +3,11 @@
 A 2-layer, 64-wide BERT with a WordPiece vocabulary trained on the bundled sample's texts, saved
 as a sentence-transformers folder (Transformer + mean pooling) that ``SentenceTransformer(path)``
 loads like any hub model. Untrained weights are random, so tests assert behaviour, not quality.
+
+``lexical=True`` zeroes what mixes tokens (attention and feed-forward outputs, position embeddings):
+each layer is then a LayerNorm of the word embeddings, and the mean-pooled vector a random projection
+of the bag of words, so texts that share words score higher. Tests whose pipeline needs a ranking that
+means something (mining with a margin, the guard's cosines) use that one.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ import json
 from pathlib import Path
 
 
-def build_tiny_encoder(out_dir: str | Path, texts: list[str], *, vocab_size: int = 2000, seed: int = 0) -> Path:
+def build_tiny_encoder(out_dir: str | Path, texts: list[str], *, vocab_size: int = 2000, seed: int = 0,
+                       lexical: bool = False) -> Path:
     """Write a tiny sentence-transformers model to ``out_dir`` (reused if already there)."""
     out_dir = Path(out_dir)
     if (out_dir / "modules.json").exists():
@@ -46,10 +52,19 @@ def build_tiny_encoder(out_dir: str | Path, texts: list[str], *, vocab_size: int
         intermediate_size=128,
         max_position_embeddings=128,
     )
-    BertModel(config).save_pretrained(hf_dir)
+    model = BertModel(config)
+    if lexical:
+        with torch.no_grad():
+            model.embeddings.position_embeddings.weight.zero_()
+            model.embeddings.token_type_embeddings.weight.zero_()
+            for layer in model.encoder.layer:
+                for dense in (layer.attention.output.dense, layer.output.dense):
+                    dense.weight.zero_()
+                    dense.bias.zero_()
+    model.save_pretrained(hf_dir)
 
     word = Transformer(str(hf_dir), max_seq_length=128)
     pool = Pooling(config.hidden_size, pooling_mode="mean")
     SentenceTransformer(modules=[word, pool], device="cpu").save(str(out_dir))
-    (out_dir / "TINY.json").write_text(json.dumps({"vocab_size": vocab_size, "seed": seed}) + "\n")
+    (out_dir / "TINY.json").write_text(json.dumps({"vocab_size": vocab_size, "seed": seed, "lexical": lexical}) + "\n")
     return out_dir
