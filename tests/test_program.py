@@ -364,6 +364,31 @@ def test_a_mined_rewrite_is_offered_only_edits_the_check_passes():
     assert none.edit_issue == "no edit of the source passes the guard"
 
 
+def test_a_mined_rewrite_stops_checking_edits_once_enough_pass():
+    from programs.syneg import SAFE_EDITS
+
+    source = ("Calcium intake, bone density, growth velocity, serum phosphate, dietary fibre, renal clearance, "
+              "muscle strength, sleep duration, school performance, iron status, blood pressure and thyroid "
+              "hormone levels were recorded in 900 children.")
+    query = "Vitamin D supplementation, hip fracture, older adults, falls, mortality: a meta-analysis."
+    checked = []
+
+    def check(negatives, unsafe=lambda n: False):
+        checked.extend(negatives)
+        return ["too close" if unsafe(n) else None for n in negatives]
+
+    program = SyNeg()
+    every = program._choices(query, source, "rewrite_mined", None)
+    assert len(every["find"]) * len(every["replace"]) > 4 * SAFE_EDITS  # enough edits for the cap to matter
+    choices = program._choices(query, source, "rewrite_mined", check)
+    assert len(checked) == 2 * SAFE_EDITS and sum(map(len, choices["pairs"].values())) == 2 * SAFE_EDITS
+    assert len(choices["find"]) > 2 * SAFE_EDITS // len(every["replace"])  # the first batch spans the passage
+    # when few pass, every edit is checked before the item is given up
+    checked.clear()
+    few = program._choices(query, source, "rewrite_mined", lambda ns: check(ns, unsafe=lambda n: "mortality" not in n))
+    assert len(checked) == len(every["find"]) * len(every["replace"]) and set(few["replace"]) == {"mortality"}
+
+
 def test_embedded_models_get_each_phrase_tied_to_its_safe_replacements():
     from types import SimpleNamespace
 
