@@ -1,6 +1,7 @@
 """The ``syneg`` command line: the only module that knows about click.
 
-Every command is a thin shell over a library call; bad input surfaces as one line on stderr and exit 2.
+Every command is a thin shell over a library call; bad input surfaces as one line on stderr and exit 2,
+a failed LM call (outside a generation run, which records it per item) as one line and exit 1.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from syneg_dspy.errors import InputError
 
 
 class SynegGroup(click.Group):
-    """Turns InputError (and a missing file) into one line and exit code 2, never a traceback."""
+    """Turns InputError (and a missing file) into one line and exit code 2, and an LM call that fails
+    outside a generation run (which records it per item) into one line and exit code 1, never a traceback."""
 
     def invoke(self, ctx):
         try:
@@ -27,6 +29,12 @@ class SynegGroup(click.Group):
         except FileNotFoundError as err:
             click.echo(f"error: {err.filename}: no such file or directory", err=True)
             sys.exit(2)
+        except Exception as err:
+            dspy_errors = sys.modules.get("dspy.utils.exceptions")  # loaded by any LM call; not imported here
+            if dspy_errors is None or not isinstance(err, dspy_errors.LMError):
+                raise
+            click.echo(f"error: LM call failed: {str(err).strip().splitlines()[0]}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=SynegGroup)

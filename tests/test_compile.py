@@ -317,3 +317,25 @@ def test_compile_with_mipro_uses_the_prompt_lm_to_propose_instructions(sample_pa
     assert any("proposed_instruction" in names for names in proposals)  # instructions came from the prompt LM
     instructions = {c["program_hash"] for c in meta["candidates"]}
     assert len(instructions) >= 2
+
+
+def test_a_prompt_lm_that_fails_mid_compile_is_one_line_and_exit_1(sample_path, tmp_path, lexical_encoder_path):
+    """An instruction proposal that fails (here as llama.cpp refuses a prompt longer than its context)
+    ends the compile with one line naming the failure, not DSPy's traceback."""
+    compile_script("mipro-task-2")
+
+    def too_long(messages, kwargs):
+        raise ValueError("Requested tokens (4572) exceed context window of 4096")
+
+    register_script("mipro-too-long", too_long)
+    out = tmp_path / "mipro.json"
+    result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
+                                       "scripted/mipro-task-2", "--prompt-lm", "scripted/mipro-too-long", "--optimizer",
+                                       "mipro", "--dev-queries", "10", "--work", str(tmp_path / "work"),
+                                       "--domain", "biomedical research", "--encoder", str(lexical_encoder_path),
+                                       "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: LM call failed:") and "exceed context window of 4096" in last
+    assert not out.exists()

@@ -415,3 +415,20 @@ def test_embedded_model_keeps_one_context_per_system_message(embedded, monkeypat
     _, third = ask("You are a poet.", "Name one colour.")
     assert third is french and len(local.LOCAL._models[path]) == 2  # past CONTEXTS, the least recently used is taken
     local.LOCAL.close()
+
+
+@pytest.mark.llm
+def test_embedded_model_takes_a_prompt_as_long_as_miprov2_proposals(embedded):
+    """MIPROv2's instruction proposer sends the program's source and a data summary: 4,572 and 7,076
+    tokens on SciFact, which a 4,096-token context refused mid-compile."""
+    import litellm
+    from dspy.propose.utils import get_dspy_source_code
+
+    from programs.syneg import SyNeg
+
+    make_lm(embedded)
+    source = get_dspy_source_code(SyNeg())
+    prompt = f"{source}\n\n{source[: len(source) // 2]}\n\nName the class defined first above, in one word."
+    reply = litellm.completion(embedded, [{"role": "user", "content": prompt}], max_tokens=4, temperature=0.0)
+    assert reply.usage.prompt_tokens > 4096
+    assert reply.choices[0].message.content.strip()

@@ -27,7 +27,10 @@ from syneg_dspy.lm.response import chat_response
 REPEAT_PENALTY = 1.3
 # Names how this module decodes (penalty, grammar rules); make_lm puts it in DSPy's cache key. Change it with them.
 DECODING = f"repeat_penalty={REPEAT_PENALTY};strings=nonempty"
-N_CTX = 4096  # our longest prompts (demos + passage + critique) stay well under this
+# Our own prompts (demos + passage + critique) fit in 4,096 tokens; MIPROv2's instruction proposer
+# sends the program's source (4,572 tokens) and a data summary of 10 examples (7,076), which 4,096 refused.
+# A context's KV cache is allocated up front (+110 MB per 1.5B context at 8,192); calls are no slower.
+N_CTX = 8192
 # llama.cpp contexts per model file, one per system message (one per DSPy predictor): each keeps its
 # KV cache, so a prompt that starts like the previous one to the same predictor (system message, demos)
 # is only evaluated from where it differs. Prompt evaluation is most of a call's time on 2 cores.
