@@ -293,6 +293,15 @@ def test_compile_from_a_pair_file_carves_dev_from_the_pairs(tmp_path, ds, lexica
 OUTPUT_FIELD = re.compile(r"\d+\. `(\w+)` \((\w+)")
 
 
+def compile_mipro(sample_path, out, task_script, prompt_script, encoder_path):
+    """``syneg compile --optimizer mipro`` on the sample, both LMs scripted, work beside ``out``."""
+    return CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
+                                     f"scripted/{task_script}", "--prompt-lm", f"scripted/{prompt_script}",
+                                     "--optimizer", "mipro", "--dev-queries", "10", "--work", str(out.parent / "work"),
+                                     "--domain", "biomedical research", "--encoder", str(encoder_path),
+                                     "--no-progress"])
+
+
 def test_compile_with_mipro_uses_the_prompt_lm_to_propose_instructions(sample_path, tmp_path, lexical_encoder_path):
     compile_script("mipro-task")
     proposals = []
@@ -306,11 +315,7 @@ def test_compile_with_mipro_uses_the_prompt_lm_to_propose_instructions(sample_pa
 
     register_script("mipro-prompt", prompt_fn)
     out = tmp_path / "mipro.json"
-    result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
-                                       "scripted/mipro-task", "--prompt-lm", "scripted/mipro-prompt", "--optimizer",
-                                       "mipro", "--dev-queries", "10", "--work", str(tmp_path / "work"),
-                                       "--domain", "biomedical research", "--encoder", str(lexical_encoder_path),
-                                       "--no-progress"])
+    result = compile_mipro(sample_path, out, "mipro-task", "mipro-prompt", lexical_encoder_path)
     assert result.exit_code == 0, result.output
     meta = read_meta(out)
     assert meta["optimizer"] == "mipro" and meta["prompt_lm"] == "scripted/mipro-prompt"
@@ -329,11 +334,7 @@ def test_a_prompt_lm_that_fails_mid_compile_is_one_line_and_exit_1(sample_path, 
 
     register_script("mipro-too-long", too_long)
     out = tmp_path / "mipro.json"
-    result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
-                                       "scripted/mipro-task-2", "--prompt-lm", "scripted/mipro-too-long", "--optimizer",
-                                       "mipro", "--dev-queries", "10", "--work", str(tmp_path / "work"),
-                                       "--domain", "biomedical research", "--encoder", str(lexical_encoder_path),
-                                       "--no-progress"])
+    result = compile_mipro(sample_path, out, "mipro-task-2", "mipro-too-long", lexical_encoder_path)
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
