@@ -33,7 +33,7 @@ class SynegGroup(click.Group):
             dspy_errors = sys.modules.get("dspy.utils.exceptions")  # loaded by any LM call; not imported here
             if dspy_errors is None or not isinstance(err, dspy_errors.LMError):
                 raise
-            click.echo(f"error: LM call failed: {str(err).strip().splitlines()[0]}", err=True)
+            click.echo(f"error: LM call failed: {(str(err).strip().splitlines() or [type(err).__name__])[0]}", err=True)
             sys.exit(1)
 
 
