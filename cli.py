@@ -402,9 +402,10 @@ def generate_cmd(data_path, split, out_dir, lm_name, api_base, program_path, min
               help="Candidates' negatives (resumable) [default: runs/compile/NAME].")
 @click.option("--lm", "lm_name", default="local/qwen2.5-coder-0.5b", show_default=True, help="LiteLLM model string.")
 @click.option("--api-base", default=None, help="Server URL for the --lm (vLLM, Ollama, ...).")
-@click.option("--prompt-lm", default=None, help="LM that proposes instructions (--optimizer mipro) [default: --lm].")
-@click.option("--optimizer", type=click.Choice(["bootstrap", "mipro"]), default="bootstrap", show_default=True,
-              help="bootstrap: dspy.BootstrapFewShotWithRandomSearch; mipro: dspy.MIPROv2.")
+@click.option("--prompt-lm", default=None,
+              help="LM that proposes instructions (--optimizer mipro) or reflects on feedback (gepa) [default: --lm].")
+@click.option("--optimizer", type=click.Choice(["bootstrap", "mipro", "gepa"]), default="bootstrap", show_default=True,
+              help="bootstrap: dspy.BootstrapFewShotWithRandomSearch; mipro: dspy.MIPROv2; gepa: dspy.GEPA.")
 @click.option("--budget", type=click.Choice(["light", "medium", "heavy"]), default="light", show_default=True)
 @click.option("--dev-queries", type=click.IntRange(min=1), default=100, show_default=True,
               help="Train queries carved into the dev split the gain is measured on (a 'dev' split in the data is used as is).")

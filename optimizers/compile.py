@@ -51,14 +51,15 @@ class Budget:
     keep: int  # proposed candidates scored by the retriever gain, besides the student
     demos: int  # bootstrapped demos per predictor
     trials: int  # MIPROv2 trials (each runs the program on the scoring pairs)
+    rollouts: int  # GEPA's program runs on single examples (its max_metric_calls), scoring pairs included
 
 
 BUDGETS = {
-    "light": Budget(train_items=8, val_items=24, candidates=1, keep=2, demos=2, trials=4),
-    "medium": Budget(train_items=16, val_items=48, candidates=4, keep=3, demos=2, trials=12),
-    "heavy": Budget(train_items=32, val_items=96, candidates=8, keep=4, demos=3, trials=30),
+    "light": Budget(train_items=8, val_items=24, candidates=1, keep=2, demos=2, trials=4, rollouts=120),
+    "medium": Budget(train_items=16, val_items=48, candidates=4, keep=3, demos=2, trials=12, rollouts=360),
+    "heavy": Budget(train_items=32, val_items=96, candidates=8, keep=4, demos=3, trials=30, rollouts=1000),
 }
-OPTIMIZERS = ("bootstrap", "mipro")
+OPTIMIZERS = ("bootstrap", "mipro", "gepa")
 METRIC_SEEDS = 5  # adapter seeds the retriever gain averages (0.3 s each)
 MARGIN = 0.05  # NV-Retriever's relative margin for the mined pool
 
@@ -108,7 +109,9 @@ def make_proposer(optimizer: str, budget: Budget, metric: GuardProxy, lm: dspy.L
 
     A small model's parse failures are an example scoring 0, never a reason to stop (DSPy's default
     is to give up after 10 errors). MIPROv2 gets the budget's candidates and trials rather than its
-    ``auto`` presets, whose light setting already runs the program hundreds of times.
+    ``auto`` presets, whose light setting already runs the program hundreds of times. GEPA gets the
+    budget's rollouts and reflects with ``prompt_lm`` on the proxy's feedback (the guard's verdict in
+    words), on the predictors the runs used (``used_predictors``).
     """
     errors = budget.train_items + budget.val_items
     if optimizer == "bootstrap":
@@ -121,7 +124,19 @@ def make_proposer(optimizer: str, budget: Budget, metric: GuardProxy, lm: dspy.L
                                 num_candidates=budget.candidates + 1, max_bootstrapped_demos=budget.demos,
                                 max_labeled_demos=0, num_threads=1, seed=seed, max_errors=errors, verbose=False)
         return proposer, {"num_trials": budget.trials, "minibatch_size": budget.val_items}
+    if optimizer == "gepa":
+        return dspy.GEPA(metric=metric, reflection_lm=prompt_lm or lm, max_metric_calls=budget.rollouts,
+                         component_selector=used_predictors, num_threads=1, track_stats=True, seed=seed), {}
     raise InputError(f"unknown optimizer {optimizer!r} (choose from {', '.join(OPTIMIZERS)})")
+
+
+def used_predictors(state, trajectories, subsample_scores, candidate_idx, candidate: dict[str, str]) -> list[str]:
+    """GEPA's component selector: every predictor the minibatch's runs called (a predictor is known by its
+    instruction, the text GEPA evolves). A strategy leaves most of SyNeg's predictors unused
+    (``rewrite_mined`` without a critique calls only ``rewrite``): GEPA's round robin would spend
+    iterations on them, and DSPy warns for each one it finds no example for."""
+    called = {step[0].signature.instructions for t in trajectories for step in t["trace"]}
+    return [name for name, instruction in candidate.items() if instruction in called]
 
 
 class _SilentBar(tqdm.tqdm):
@@ -132,16 +147,20 @@ class _SilentBar(tqdm.tqdm):
 @contextlib.contextmanager
 def progress_bars(shown: bool):
     """DSPy's optimizers draw tqdm bars they give no switch for (random search and MIPROv2 pass
-    ``display_progress=True`` to ``Evaluate``; BootstrapFewShot wraps its trainset): ``shown=False``
-    disables every ``tqdm.tqdm`` bar while the block runs."""
+    ``display_progress=True`` to ``Evaluate``; BootstrapFewShot wraps its trainset; DSPy starts GEPA's
+    engine with its bar on): ``shown=False`` disables every ``tqdm.tqdm`` bar while the block runs, and
+    the one GEPA's engine imported by name."""
     if shown:
         yield
         return
-    original, tqdm.tqdm = tqdm.tqdm, _SilentBar
+    import gepa.core.engine as gepa_engine
+
+    originals = tqdm.tqdm, gepa_engine.tqdm
+    tqdm.tqdm = gepa_engine.tqdm = _SilentBar
     try:
         yield
     finally:
-        tqdm.tqdm = original
+        tqdm.tqdm, gepa_engine.tqdm = originals
 
 
 def compile_program(

@@ -2,7 +2,7 @@
 
 DSPy's teleprompters score a program as the mean of a per-example metric; a retriever's gain from a
 set of negatives is not a mean over negatives (one good negative per query helps, ten copies do not).
-So the proposer (``dspy.BootstrapFewShotWithRandomSearch``, ``dspy.MIPROv2``, ...) runs with the cheap
+So the proposer (``dspy.BootstrapFewShotWithRandomSearch``, ``dspy.MIPROv2``, ``dspy.GEPA``) runs with the cheap
 per-example proxy (``GuardProxy``), its candidate programs are shortlisted by that proxy, and each
 shortlisted program, and the student itself, is scored once by ``gain(program)``.
 
@@ -42,8 +42,7 @@ class GainSelect(Teleprompter):
         if teacher is not None:
             kwargs["teacher"] = teacher
         best_by_proxy = self.proposer.compile(student, trainset=trainset, valset=valset, **kwargs)
-        proposed = getattr(best_by_proxy, "candidate_programs", None) or [{"program": best_by_proxy, "score": None}]
-        ranked = sorted(proposed, key=lambda c: -(c["score"] if c["score"] is not None else float("-inf")))
+        ranked = sorted(proposals(best_by_proxy), key=lambda c: -(c["score"] if c["score"] is not None else float("-inf")))
         shortlist, seen = [(student, None, "student")], {program_hash(student)}
         for candidate in ranked:
             h = program_hash(candidate["program"])
@@ -64,6 +63,16 @@ class GainSelect(Teleprompter):
         best = best.deepcopy()
         best.compile_report = report
         return best
+
+
+def proposals(best: dspy.Module) -> list[dict]:
+    """The candidates an optimizer scored, as ``{"program", "score"}``: random search and MIPROv2 attach
+    ``candidate_programs``, GEPA (``track_stats=True``) its ``detailed_results``; otherwise only ``best``."""
+    if found := getattr(best, "candidate_programs", None):
+        return found
+    if details := getattr(best, "detailed_results", None):
+        return [{"program": p, "score": s} for p, s in zip(details.candidates, details.val_aggregate_scores)]
+    return [{"program": best, "score": None}]
 
 
 def paired_z(a: dict[str, float], b: dict[str, float]) -> float:

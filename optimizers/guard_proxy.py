@@ -11,26 +11,49 @@ full ``full_positive`` the guard compares against) and the SyNeg prediction.
 
 from __future__ import annotations
 
-from syneg_dspy.generate.guard import Guard
+import dspy
+
+from syneg_dspy.generate.guard import ADVICE, Guard
+
+# What the critique-based rejections mean, in the words of ADVICE (the guard's own reasons are there).
+JUDGED = {
+    "judge_answers": "the critique found that it answers the query: change the decisive detail",
+    "judge_off_topic": "the critique found it off topic: keep the query's subject and key terms",
+    "judge_copies_positive": "the critique found that it copies the positive: use other sentences",
+}
 
 
 class GuardProxy:
     """``metric(example, pred, trace=None)``: a float in [0, 1]; with a trace (bootstrapping), whether
-    the negative is worth keeping as a demo (accepted and at least ``demo_hardness`` hard)."""
+    the negative is worth keeping as a demo (accepted and at least ``demo_hardness`` hard).
+
+    Called as GEPA's feedback metric (``pred_name`` given), it returns ``dspy.Prediction(score,
+    feedback)``: the same score and, in words, the guard's verdict or how hard the accepted negative is,
+    which is what GEPA's reflection LM reads to propose a new instruction.
+    """
 
     def __init__(self, guard: Guard, demo_hardness: float = 0.5):
         self.guard, self.demo_hardness = guard, demo_hardness
 
-    def __call__(self, example, pred, trace=None):
-        score = self.score(example, pred)
+    def __call__(self, example, pred, trace=None, pred_name=None, pred_trace=None):
+        score, feedback = self.judge(example, pred)
+        if pred_name is not None:
+            return dspy.Prediction(score=score, feedback=feedback)
         return score >= self.demo_hardness if trace is not None else score
 
-    def score(self, example, pred) -> float:
-        if pred.get("edit_issue") or not pred.get("negative"):
-            return 0.0
+    def judge(self, example, pred) -> tuple[float, str]:
+        """The score and why, in one sentence."""
+        if pred.get("edit_issue"):
+            return 0.0, f"Rejected: the edit could not be applied ({pred.edit_issue})."
+        if not pred.get("negative"):
+            return 0.0, f"Rejected: {ADVICE['empty']}."
         verdict = self.guard.check(example.query, example.full_positive, pred.negative, critique=pred.critique,
                                    source=example.get("source"), strategy=example.attributes.strategy)
         if not verdict.accepted:
-            return 0.0
+            advice = ADVICE.get(verdict.reason) or JUDGED.get(verdict.reason, verdict.reason)
+            return 0.0, f"Rejected ({verdict.reason}): {advice}."
         qp, qn = verdict.scores["query_positive"], verdict.scores["query_negative"]
-        return max(0.0, min(1.0, qn / qp)) if qp > 0 else 0.0
+        score = max(0.0, min(1.0, qn / qp)) if qp > 0 else 0.0
+        return score, (f"Accepted. Its similarity to the query is {score:.2f} of the positive's: the closer to 1, the "
+                       "harder the negative and the more a retriever learns from it, as long as it still does not "
+                       "answer the query.")

@@ -340,3 +340,49 @@ def test_a_prompt_lm_that_fails_mid_compile_is_one_line_and_exit_1(sample_path, 
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: LM call failed:") and "exceed context window of 4096" in last
     assert not out.exists()
+
+
+# ---- GEPA as the proposer, reflecting on the guard's feedback ------------------------------------------
+
+def test_compile_with_gepa_reflects_on_the_guards_feedback(sample_path, tmp_path, lexical_encoder_path):
+    """The uncompiled rewrite instruction gets no-op edits (rejected); the prompt LM, shown why, writes
+    an instruction under which the edits are real: GEPA proposes it and the retriever gain scores it."""
+    reflected = "Replace one listed phrase of the source with one listed query phrase (reflected)."
+
+    def task(messages, kwargs):
+        if step(messages) == "domain":
+            return json.dumps({"domain": "biomedical research"})
+        if step(messages) == "critique":
+            return critique()
+        if step(messages) != "rewrite":
+            return json.dumps({"reasoning": "near miss", "negative": NEGATIVES[len(messages) % len(NEGATIVES)]})
+        enums = kwargs["response_format"]["json_schema"]["schema"]["properties"]
+        find, replace = enums["find"]["enum"], enums["replace"]["enum"]
+        if reflected not in messages[0]["content"]:
+            return json.dumps({"find": find[0], "replace": find[0]})  # changes nothing: an edit issue
+        pick = sum(map(ord, fields(messages).get("query", "")))
+        return json.dumps({"find": find[pick % len(find)], "replace": replace[pick % len(replace)]})
+
+    prompts = []
+
+    def reflect(messages, kwargs):
+        """DSPy's GEPA asks through the adapter in use (JSON) for a ``new_instruction``."""
+        prompts.append(messages[-1]["content"])
+        return json.dumps({"new_instruction": reflected})
+
+    register_script("gepa-task", task)
+    register_script("gepa-reflect", reflect)
+    out = tmp_path / "gepa.json"
+    result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
+                                       "scripted/gepa-task", "--prompt-lm", "scripted/gepa-reflect",
+                                       "--optimizer", "gepa", "--dev-queries", "10", "--work", str(tmp_path / "work"),
+                                       "--domain", "biomedical research", "--encoder", str(lexical_encoder_path),
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert prompts and "the edit changed nothing" in prompts[0]  # the guard's feedback reached the reflection LM
+    meta = read_meta(out)
+    assert meta["optimizer"] == "gepa"
+    student, *proposed = meta["candidates"]
+    assert student["accepted"] == 0 and proposed and proposed[0]["accepted"] > 0
+    assert reflected in json.dumps(json.loads((tmp_path / "work" / "candidates" / proposed[0]["program_hash"]
+                                               / "program.json").read_text()))

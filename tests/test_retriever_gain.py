@@ -81,6 +81,11 @@ def test_guard_proxy_scores_hardness_of_accepted_negatives_only(ds):
     assert proxy(example, copy) == 0.0  # the guard rejects a copy of the positive
     assert proxy(example, fine, trace=[]) == (score >= 0.5)
     assert proxy(example, dspy.Prediction(negative="", critique=ok, edit_issue="no edit")) == 0.0
+    # as GEPA's feedback metric: the same score, and the verdict in words for its reflection LM
+    told = proxy(example, fine, [], "generate", [])
+    assert told.score == score and told.feedback.startswith("Accepted") and f"{score:.2f}" in told.feedback
+    rejected = proxy(example, copy, [], "generate", [])
+    assert rejected.score == 0.0 and "copies_positive" in rejected.feedback
 
 
 def test_a_pair_without_a_negative_leaves_a_gap_in_its_own_batch_only():
