@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -149,18 +150,22 @@ def progress_bars(shown: bool):
     """DSPy's optimizers draw tqdm bars they give no switch for (random search and MIPROv2 pass
     ``display_progress=True`` to ``Evaluate``; BootstrapFewShot wraps its trainset; DSPy starts GEPA's
     engine with its bar on): ``shown=False`` disables every ``tqdm.tqdm`` bar while the block runs, and
-    the one GEPA's engine imported by name."""
+    the one GEPA's engine imported by name, and keeps GEPA's per-iteration log (tens of lines per
+    iteration, with every score on the scoring set) to warnings."""
     if shown:
         yield
         return
     import gepa.core.engine as gepa_engine
 
-    originals = tqdm.tqdm, gepa_engine.tqdm
+    gepa_log = logging.getLogger("dspy.teleprompt.gepa")
+    originals = tqdm.tqdm, gepa_engine.tqdm, gepa_log.level
     tqdm.tqdm = gepa_engine.tqdm = _SilentBar
+    gepa_log.setLevel(logging.WARNING)
     try:
         yield
     finally:
-        tqdm.tqdm, gepa_engine.tqdm = originals
+        tqdm.tqdm, gepa_engine.tqdm, level = originals
+        gepa_log.setLevel(level)
 
 
 def compile_program(

@@ -2,6 +2,7 @@
 saved programs (sidecar, shipped defaults, a fresh process reproducing prompts and outputs)."""
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -344,7 +345,7 @@ def test_a_prompt_lm_that_fails_mid_compile_is_one_line_and_exit_1(sample_path, 
 
 # ---- GEPA as the proposer, reflecting on the guard's feedback ------------------------------------------
 
-def test_compile_with_gepa_reflects_on_the_guards_feedback(sample_path, tmp_path, lexical_encoder_path):
+def test_compile_with_gepa_reflects_on_the_guards_feedback(sample_path, tmp_path, lexical_encoder_path, caplog):
     """The uncompiled rewrite instruction gets no-op edits (rejected); the prompt LM, shown why, writes
     an instruction under which the edits are real: GEPA proposes it and the retriever gain scores it."""
     reflected = "Replace one listed phrase of the source with one listed query phrase (reflected)."
@@ -373,12 +374,15 @@ def test_compile_with_gepa_reflects_on_the_guards_feedback(sample_path, tmp_path
     register_script("gepa-task", task)
     register_script("gepa-reflect", reflect)
     out = tmp_path / "gepa.json"
-    result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
-                                       "scripted/gepa-task", "--prompt-lm", "scripted/gepa-reflect",
-                                       "--optimizer", "gepa", "--dev-queries", "10", "--work", str(tmp_path / "work"),
-                                       "--domain", "biomedical research", "--encoder", str(lexical_encoder_path),
-                                       "--no-progress"])
+    with caplog.at_level(logging.INFO):
+        result = CliRunner().invoke(main, ["compile", "--data", str(sample_path), "--out", str(out), "--lm",
+                                           "scripted/gepa-task", "--prompt-lm", "scripted/gepa-reflect",
+                                           "--optimizer", "gepa", "--dev-queries", "10", "--work",
+                                           str(tmp_path / "work"), "--domain", "biomedical research", "--encoder",
+                                           str(lexical_encoder_path), "--no-progress"])
     assert result.exit_code == 0, result.output
+    # --no-progress keeps GEPA's per-iteration log out
+    assert not [r for r in caplog.records if r.name.startswith("dspy.teleprompt.gepa") and r.levelno < logging.WARNING]
     assert prompts and "the edit changed nothing" in prompts[0]  # the guard's feedback reached the reflection LM
     meta = read_meta(out)
     assert meta["optimizer"] == "gepa"
