@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,16 +156,20 @@ def progress_bars(shown: bool):
     if shown:
         yield
         return
-    import gepa.core.engine as gepa_engine
-
+    # GEPA's engine binds tqdm when first imported (then it gets the silent bar); after that, patch its name.
+    gepa_engine = sys.modules.get("gepa.core.engine")
     gepa_log = logging.getLogger("dspy.teleprompt.gepa")
-    originals = tqdm.tqdm, gepa_engine.tqdm, gepa_log.level
-    tqdm.tqdm = gepa_engine.tqdm = _SilentBar
+    originals = tqdm.tqdm, getattr(gepa_engine, "tqdm", None), gepa_log.level
+    tqdm.tqdm = _SilentBar
+    if gepa_engine is not None:
+        gepa_engine.tqdm = _SilentBar
     gepa_log.setLevel(logging.WARNING)
     try:
         yield
     finally:
-        tqdm.tqdm, gepa_engine.tqdm, level = originals
+        tqdm.tqdm, engine_bar, level = originals
+        if gepa_engine is not None:
+            gepa_engine.tqdm = engine_bar
         gepa_log.setLevel(level)
 
 

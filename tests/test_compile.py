@@ -390,3 +390,15 @@ def test_compile_with_gepa_reflects_on_the_guards_feedback(sample_path, tmp_path
     assert student["accepted"] == 0 and proposed and proposed[0]["accepted"] > 0
     assert reflected in json.dumps(json.loads((tmp_path / "work" / "candidates" / proposed[0]["program_hash"]
                                                / "program.json").read_text()))
+
+
+def test_no_progress_silences_gepas_bar_and_restores_it():
+    import gepa.core.engine as engine
+    import tqdm
+
+    from optimizers.compile import progress_bars
+
+    bar, shown = engine.tqdm, tqdm.tqdm
+    with progress_bars(False):
+        assert engine.tqdm(range(3)).disable and tqdm.tqdm(range(3)).disable
+    assert engine.tqdm is bar and tqdm.tqdm is shown
