@@ -15,14 +15,6 @@ import dspy
 
 from syneg_dspy.generate.guard import ADVICE, Guard
 
-# What the critique-based rejections mean, in the words of ADVICE (the guard's own reasons are there).
-JUDGED = {
-    "judge_answers": "the critique found that it answers the query: change the decisive detail",
-    "judge_off_topic": "the critique found it off topic: keep the query's subject and key terms",
-    "judge_copies_positive": "the critique found that it copies the positive: use other sentences",
-}
-
-
 class GuardProxy:
     """``metric(example, pred, trace=None)``: a float in [0, 1]; with a trace (bootstrapping), whether
     the negative is worth keeping as a demo (accepted and at least ``demo_hardness`` hard).
@@ -50,8 +42,7 @@ class GuardProxy:
         verdict = self.guard.check(example.query, example.full_positive, pred.negative, critique=pred.critique,
                                    source=example.get("source"), strategy=example.attributes.strategy)
         if not verdict.accepted:
-            advice = ADVICE.get(verdict.reason) or JUDGED.get(verdict.reason, verdict.reason)
-            return 0.0, f"Rejected ({verdict.reason}): {advice}."
+            return 0.0, f"Rejected ({verdict.reason}): {ADVICE.get(verdict.reason, verdict.reason)}."
         qp, qn = verdict.scores["query_positive"], verdict.scores["query_negative"]
         score = max(0.0, min(1.0, qn / qp)) if qp > 0 else 0.0
         return score, (f"Accepted. Its similarity to the query is {score:.2f} of the positive's: the closer to 1, the "

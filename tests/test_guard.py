@@ -169,7 +169,8 @@ def test_feedback_is_the_lm_free_checks_as_revision_advice(encoder, pair):
     assert guard.precheck(query, positive, other).accepted
     assert guard.check(query, positive, other, critique=failed).reason == "judge_answers"
     assert set(ADVICE) >= {"empty", "too_short", "meta_text", "restates_query", "copies_positive",
-                           "unchanged_source", "outscores_positive", "duplicate"}
+                           "unchanged_source", "outscores_positive", "duplicate",
+                           "judge_answers", "judge_off_topic", "judge_copies_positive"}  # every reject reason
 
 
 class Counting:

@@ -9,6 +9,7 @@ from programs import Attributes
 from syneg_dspy.data import carve_dev
 from syneg_dspy.errors import InputError
 from syneg_dspy.generate import Guard
+from syneg_dspy.generate.guard import ADVICE
 from syneg_dspy.mine import mine_negatives
 from syneg_dspy.retrieval import load_encoder
 
@@ -86,6 +87,9 @@ def test_guard_proxy_scores_hardness_of_accepted_negatives_only(ds):
     assert told.score == score and told.feedback.startswith("Accepted") and f"{score:.2f}" in told.feedback
     rejected = proxy(example, copy, [], "generate", [])
     assert rejected.score == 0.0 and "copies_positive" in rejected.feedback
+    answers = dspy.Prediction(negative=ds.doc_text(other), critique={**ok, "answers_query": True}, edit_issue=None)
+    judged = proxy(example, answers, [], "generate", [])  # the critique's rejections are advised on too
+    assert judged.score == 0.0 and judged.feedback == f"Rejected (judge_answers): {ADVICE['judge_answers']}."
 
 
 def test_a_pair_without_a_negative_leaves_a_gap_in_its_own_batch_only():

@@ -17,7 +17,8 @@ import dspy
 from programs.signatures import CritiqueNegative
 from syneg_dspy.text import content, words
 
-# What a revision is told when the guard rejects its draft (see SyNeg's ``check``).
+# What each reject reason means, as advice: a revision is told it when the guard rejects its draft (see
+# SyNeg's ``check``), GEPA's reflection reads it (optimizers/guard_proxy.py).
 ADVICE = {
     "empty": "the passage is empty: write a passage",
     "too_short": "the passage is too short: write full sentences",
@@ -28,6 +29,9 @@ ADVICE = {
     "outscores_positive": "it matches the query better than the real answer does, so it likely answers it: change the "
     "decisive detail (the entity, condition or outcome)",
     "duplicate": "it repeats a negative already written for this query: write a different one",
+    "judge_answers": "the critique found that it answers the query: change the decisive detail",
+    "judge_off_topic": "the critique found it off topic: keep the query's subject and key terms",
+    "judge_copies_positive": "the critique found that it copies the positive: use other sentences",
 }
 # Precheck verdicts remembered: a rewrite checks up to PHRASES x PHRASES edits of one source, and a
 # compile runs every candidate over the same items (a few MB for 8k verdicts; each re-encoding costs ~7 s per item).
