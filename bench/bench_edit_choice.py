@@ -1,0 +1,156 @@
+"""Which safe edit trains the better retriever: the LM's pick, or a rule's (random, hardest, easiest)?
+
+A compiled ``rewrite_mined`` program can only change which of the edits the guard passed is applied
+(``SyNeg._choices`` offers exactly those; the grammar allows no other). So rules that pick among the
+same safe edits without an LM bound what any prompt, demo or instruction can do on these pairs: if even
+the hardest or the easiest safe edit trains a retriever within noise of the LM's pick, compiling the
+prompt has nothing to find at this scale.
+
+For the first ``--gen-limit`` train pairs of ``bench_compile.py`` (same dev split, sources and item
+plan as the program's sidecar gives), every policy's edit is scored by the guard (hardness: the
+edit's cosine to the query over the positive's), by the compile's metric (dev gain, paired z against
+the LM's pick) and by full fine-tunes on test with bench_quality's settings. The LM's pick is the
+uncompiled program's negatives, critiqued if the sidecar says so (else as `syneg run` would: not for
+the embedded 0.5B), generated once per critique setting in bench_compile's work folder; the
+dense-mined fine-tunes are shared with bench_compile's cache.
+
+    python bench/bench_edit_choice.py --data ../shared/datasets/scifact \
+        --program programs/compiled/scifact-qwen2.5-coder-0.5b.json --gen-limit 80 --seeds 0 1 2 --bf16 \
+        --max-seq-length 128 --ratio 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import syneg_dspy  # noqa: E402,F401  (offline switches first)
+
+from bench.bench_compile import compile_metric  # noqa: E402
+from bench.bench_quality import METRICS, add_training_args, cell, finetune, pool_hash, setting  # noqa: E402
+
+POLICIES = ("random", "hardest", "easiest")
+
+
+def hardness(verdict) -> float:
+    """The edit's cosine to the query as a share of the positive's (the guard rejects ≥ 1)."""
+    return verdict.scores["query_negative"] / verdict.scores["query_positive"]
+
+
+def rule_rows(items, program, guard, seed: int) -> dict[str, list[dict]]:
+    """Each policy's accepted row per item: an edit among the safe ones the program would offer."""
+    from programs.syneg import apply_edit
+
+    rows: dict[str, list[dict]] = {p: [] for p in POLICIES}
+    accepted: dict[str, dict[str, list[str]]] = {p: {} for p in POLICIES}
+    for item in items:
+        if item.attributes.strategy != "rewrite_mined":
+            continue
+        for policy in POLICIES:
+            kept = accepted[policy].setdefault(item.qid, [])
+            check = guard.feedback(item.query, item.positive, accepted=kept, source=item.source,
+                                   strategy="rewrite_mined")
+            choices = program._choices(item.query, item.source, "rewrite_mined", check)
+            safe = [(f, r) for f, rs in choices.get("pairs", {}).items() for r in rs]
+            if not safe:
+                continue
+            texts = [apply_edit(item.source, f, r) for f, r in safe]
+            verdicts = guard.precheck_many(item.query, item.positive, texts, accepted=kept, source=item.source,
+                                           strategy="rewrite_mined")
+            scored = sorted(zip(map(hardness, verdicts), range(len(safe))))
+            if policy == "random":
+                pick = random.Random(f"{seed}:{item.key}").choice(scored)
+            else:
+                pick = scored[-1] if policy == "hardest" else scored[0]
+            (find, replace), text = safe[pick[1]], texts[pick[1]]
+            kept.append(text)
+            rows[policy].append({"key": item.key, "qid": item.qid, "pos_id": item.pos_id, "query": item.query,
+                                 "text": text, "verdict": "accepted", "edit": {"find": find, "replace": replace},
+                                 "hardness": pick[0], "offered": len(safe)})
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None, help="BEIR folder (default: bundled sample)")
+    p.add_argument("--program", required=True,
+                   help="a `syneg compile` output: its sidecar gives LM, dev split, seed, domain and ratio "
+                        "(the edits are rewrite_mined's whatever strategy it compiled)")
+    p.add_argument("--work", default="runs/bench_compile", help="bench_compile's work folder (shares its cache)")
+    p.add_argument("--gen-limit", type=int, default=12, help="train pairs that get an edit")
+    p.add_argument("--ratio", type=float, default=0.5, help="hybrid ratio of the fine-tunes")
+    add_training_args(p)
+    a = p.parse_args()
+
+    from optimizers.gain_select import paired_z
+    from optimizers.mined_demos import with_mined_demos
+    from programs import SyNeg, program_hash
+    from programs.saved import read_meta
+    from syneg_dspy.generate import Guard, generate_negatives
+    from syneg_dspy.generate.runner import plan_items
+    from syneg_dspy.lm import critique_mined, make_lm
+    from syneg_dspy.store import read_jsonl
+
+    meta = read_meta(a.program)
+    if meta is None:
+        sys.exit(f"error: {a.program}: no sidecar (NAME.meta.json) beside it")
+    seed = meta["seed"]
+    ds, encoder, mined, sources, metric = compile_metric(meta, a.data, a.base_model)
+    guard = Guard(encoder)
+    critique = meta.get("critique_mined", critique_mined("auto", meta["lm"]))  # as `syneg run` would
+    program = with_mined_demos(SyNeg(max_rounds=meta["max_rounds"], critique_mined=critique), ds, mined, k=2, seed=seed)
+    work = Path(a.work) / ds.corpus_fingerprint()
+    plan = dict(seed=seed, domain=meta["domain"] or None, strategies=("rewrite_mined",), sources=sources)
+    lm_path = work / f"uncompiled-critique-{'on' if critique else 'off'}" / "negatives.jsonl"
+    s = generate_negatives(ds, "train", program, make_lm(meta["lm"], temperature=0.7, max_tokens=256), lm_path,
+                           guard=guard, limit=a.gen_limit, **plan)
+    lm_name = f"LM pick (uncompiled {s.program_hash}, critique {'on' if critique else 'off'})"
+    pools = {lm_name: [r for r in read_jsonl(lm_path) if r["verdict"] == "accepted"]}
+    items = plan_items(ds, "train", program_hash(program), per_query=1, limit=a.gen_limit, **plan)
+    by_key = {i.key: i for i in items}
+    for row in pools[lm_name]:  # the LM's pick scored like the rules'
+        item = by_key[row["key"]]
+        row["hardness"] = hardness(guard.precheck(item.query, item.positive, row["text"], source=item.source,
+                                                  strategy="rewrite_mined"))
+    pools.update({f"rule: {name}": rows for name, rows in rule_rows(items, program, guard, seed).items()})
+
+    pairs = ds.positives("train")
+    steps = a.max_steps or math.ceil(len(pairs) / a.batch_size)
+
+    def fine_tunes(name: str, synthetic: list[dict]) -> list[dict]:
+        return [finetune(ds, pairs, mined, synthetic, a.ratio if synthetic else 0.0, s_, a, steps,
+                         work / "results" / f"{name}-r{a.ratio}-s{s_}-{setting(a, steps)}.json",
+                         work / "train" / f"{name}-s{s_}") for s_ in a.seeds]
+
+    dense = fine_tunes("dense", [])
+    gains = {name: metric(rows) for name, rows in pools.items()}
+    print(f"\n{ds.name}: {len(pairs)} train pairs, the first {a.gen_limit} with an edit, hybrid ratio {a.ratio}, "
+          f"{steps} steps x batch {a.batch_size}, {'bf16' if a.bf16 else 'fp32'}, seeds {a.seeds}\n")
+    print("| edit chosen by | edits | safe edits offered (median) | hardness (median) | edits as the LM's | dev gain "
+          "| z vs LM pick | synthetic share | " + " | ".join(f"test {m}" for m in METRICS) + " |")
+    print("|---|---|---|---|---|---|---|---|" + "---|" * len(METRICS))
+    print("| none (dense-mined only) | – | – | – | – | – | – | 0.000 | "
+          + " | ".join(cell([r[m] for r in dense]) for m in METRICS) + " |")
+    lm_text = {r["key"]: r["text"] for r in pools[lm_name]}
+    per_seed = {"dense": dense}
+    for name, rows in pools.items():
+        prefix = ("uncompiled-" + s.program_hash) if name == lm_name else "rule-" + name.split(": ")[1]
+        runs = per_seed[name] = fine_tunes(f"{prefix}-{pool_hash(rows)}", rows)
+        same = sum(lm_text.get(r["key"]) == r["text"] for r in rows)
+        offered = statistics.median(r["offered"] for r in rows) if "offered" in rows[0] else "–"
+        z = paired_z(gains[name].per_query, gains[lm_name].per_query) if name != lm_name else 0.0
+        print(f"| {name} | {len(rows)} | {offered} | {statistics.median(r['hardness'] for r in rows):.3f} | "
+              f"{same}/{len(rows)} | {gains[name].gain:+.4f} | {z:+.2f} | "
+              f"{statistics.mean(r['synthetic_share'] for r in runs):.3f} | "
+              + " | ".join(cell([r[m] for r in runs]) for m in METRICS) + " |")
+    print(f"\nper seed {a.seeds}, test nDCG@10: " + "; ".join(
+        f"{name} {', '.join(format(r['ndcg@10'], '.4f') for r in runs)}" for name, runs in per_seed.items()))
+
+if __name__ == "__main__":
+    main()
