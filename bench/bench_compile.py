@@ -50,6 +50,12 @@ def compile_metric(meta: dict, data: str | None, base_model: str | None) -> tupl
     return ds, encoder, mined, sources, metric
 
 
+def negatives_dir(work: Path, name: str, strategy: str, critique: bool) -> Path:
+    """A program's generated negatives, one folder per strategy and critique setting: sidecars that differ
+    in either never share (and append to) the same rows."""
+    return work / f"{name}-{strategy.replace(',', '+')}-critique-{'on' if critique else 'off'}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="BEIR folder (default: bundled sample)")
@@ -109,7 +115,7 @@ def main() -> None:
 
     rows, gains = [{"program": "none (dense-mined only)", "runs": fine_tunes("dense", [])}], {}
     for name, program in programs.items():
-        path = work / name / "negatives.jsonl"
+        path = negatives_dir(work, name, meta["strategy"], critique) / "negatives.jsonl"
         if a.from_compile:
             path = compile_work / "candidates" / program_hash(program) / "negatives.jsonl"
             synthetic = read_jsonl(path)
@@ -121,7 +127,7 @@ def main() -> None:
                                    sources=sources)
             synthetic = read_jsonl(path)
         gains[name] = metric(synthetic)
-        leak = leak_rate(ds, synthetic, a.judge, work / name / "leak.json") if a.judge else "not judged"
+        leak = leak_rate(ds, synthetic, a.judge, path.parent / "leak.json") if a.judge else "not judged"
         rows.append({"program": f"{name} ({s.program_hash})", "accepted": f"{s.accepted}/{s.items}",
                      "calls": s.llm_calls_per_accepted, "gain": gains[name].gain, "leak": leak,
                      "runs": fine_tunes(f"{name}-{s.program_hash}-{pool_hash(synthetic)}", synthetic)})

@@ -10,9 +10,8 @@ For the first ``--gen-limit`` train pairs of ``bench_compile.py`` (same dev spli
 plan as the program's sidecar gives), every policy's edit is scored by the guard (hardness: the
 edit's cosine to the query over the positive's), by the compile's metric (dev gain, paired z against
 the LM's pick) and by full fine-tunes on test with bench_quality's settings. The LM's pick is the
-uncompiled program's negatives, critiqued if the sidecar says so (else as `syneg run` would: not for
-the embedded 0.5B), generated once per critique setting in bench_compile's work folder; the
-dense-mined fine-tunes are shared with bench_compile's cache.
+uncompiled program's negatives without the critique, like the rules' (a critique only drops edits:
+bench_critique measures it), cached in bench_compile's work folder with its dense-mined fine-tunes.
 
     python bench/bench_edit_choice.py --data ../shared/datasets/scifact \
         --program programs/compiled/scifact-qwen2.5-coder-0.5b.json --gen-limit 80 --seeds 0 1 2 --bf16 \
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import syneg_dspy  # noqa: E402,F401  (offline switches first)
 
-from bench.bench_compile import compile_metric  # noqa: E402
+from bench.bench_compile import compile_metric, negatives_dir  # noqa: E402
 from bench.bench_quality import METRICS, add_training_args, cell, finetune, pool_hash, setting  # noqa: E402
 
 POLICIES = ("random", "hardest", "easiest")
@@ -94,7 +93,7 @@ def main() -> None:
     from programs.saved import read_meta
     from syneg_dspy.generate import Guard, generate_negatives
     from syneg_dspy.generate.runner import plan_items
-    from syneg_dspy.lm import critique_mined, make_lm
+    from syneg_dspy.lm import make_lm
     from syneg_dspy.store import read_jsonl
 
     meta = read_meta(a.program)
@@ -103,14 +102,13 @@ def main() -> None:
     seed = meta["seed"]
     ds, encoder, mined, sources, metric = compile_metric(meta, a.data, a.base_model)
     guard = Guard(encoder)
-    critique = meta.get("critique_mined", critique_mined("auto", meta["lm"]))  # as `syneg run` would
-    program = with_mined_demos(SyNeg(max_rounds=meta["max_rounds"], critique_mined=critique), ds, mined, k=2, seed=seed)
+    program = with_mined_demos(SyNeg(max_rounds=meta["max_rounds"], critique_mined=False), ds, mined, k=2, seed=seed)
     work = Path(a.work) / ds.corpus_fingerprint()
     plan = dict(seed=seed, domain=meta["domain"] or None, strategies=("rewrite_mined",), sources=sources)
-    lm_path = work / f"uncompiled-critique-{'on' if critique else 'off'}" / "negatives.jsonl"
+    lm_path = negatives_dir(work, "uncompiled", "rewrite_mined", critique=False) / "negatives.jsonl"
     s = generate_negatives(ds, "train", program, make_lm(meta["lm"], temperature=0.7, max_tokens=256), lm_path,
                            guard=guard, limit=a.gen_limit, **plan)
-    lm_name = f"LM pick (uncompiled {s.program_hash}, critique {'on' if critique else 'off'})"
+    lm_name = f"LM pick (uncompiled {s.program_hash})"
     pools = {lm_name: [r for r in read_jsonl(lm_path) if r["verdict"] == "accepted"]}
     items = plan_items(ds, "train", program_hash(program), per_query=1, limit=a.gen_limit, **plan)
     by_key = {i.key: i for i in items}
