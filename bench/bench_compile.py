@@ -56,6 +56,18 @@ def negatives_dir(work: Path, name: str, strategy: str, critique: bool) -> Path:
     return work / f"{name}-{strategy.replace(',', '+')}-critique-{'on' if critique else 'off'}"
 
 
+def seeded_fine_tunes(ds, pairs, mined, synthetic: list[dict], a, steps: int, work: Path, name: str) -> list[dict]:
+    """One full fine-tune per seed in ``a.seeds`` (hybrid at ``a.ratio`` when there are synthetic negatives),
+    each cached under ``work`` by name, seed and training setting."""
+    runs = [finetune(ds, pairs, mined, synthetic, a.ratio if synthetic else 0.0, s, a, steps,
+                     work / "results" / f"{name}-r{a.ratio}-s{s}-{setting(a, steps)}.json",
+                     work / "train" / f"{name}-s{s}")
+            for s in a.seeds]
+    if None in runs:
+        sys.exit(f"error: {ds.path}: no train pair has a mined or synthetic negative to fine-tune on")
+    return runs
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="BEIR folder (default: bundled sample)")
@@ -105,13 +117,7 @@ def main() -> None:
     steps = a.max_steps or math.ceil(len(pairs) / a.batch_size)
 
     def fine_tunes(name: str, synthetic: list[dict]) -> list[dict]:
-        runs = [finetune(ds, pairs, mined, synthetic, a.ratio if synthetic else 0.0, s, a, steps,
-                         work / "results" / f"{name}-r{a.ratio}-s{s}-{setting(a, steps)}.json",
-                         work / "train" / f"{name}-s{s}")
-                for s in a.seeds]
-        if None in runs:
-            sys.exit(f"error: {ds.path}: no train pair has a mined or synthetic negative to fine-tune on")
-        return runs
+        return seeded_fine_tunes(ds, pairs, mined, synthetic, a, steps, work, name)
 
     rows, gains = [{"program": "none (dense-mined only)", "runs": fine_tunes("dense", [])}], {}
     for name, program in programs.items():

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import syneg_dspy  # noqa: E402,F401  (offline switches first)
 
-from bench.bench_compile import compile_metric, negatives_dir  # noqa: E402
-from bench.bench_quality import METRICS, add_training_args, cell, finetune, pool_hash, setting  # noqa: E402
+from bench.bench_compile import compile_metric, negatives_dir, seeded_fine_tunes  # noqa: E402
+from bench.bench_quality import METRICS, add_training_args, cell, pool_hash  # noqa: E402
 
 POLICIES = ("random", "hardest", "easiest")
 
@@ -122,9 +122,7 @@ def main() -> None:
     steps = a.max_steps or math.ceil(len(pairs) / a.batch_size)
 
     def fine_tunes(name: str, synthetic: list[dict]) -> list[dict]:
-        return [finetune(ds, pairs, mined, synthetic, a.ratio if synthetic else 0.0, s_, a, steps,
-                         work / "results" / f"{name}-r{a.ratio}-s{s_}-{setting(a, steps)}.json",
-                         work / "train" / f"{name}-s{s_}") for s_ in a.seeds]
+        return seeded_fine_tunes(ds, pairs, mined, synthetic, a, steps, work, name)
 
     dense = fine_tunes("dense", [])
     gains = {name: metric(rows) for name, rows in pools.items()}
@@ -138,6 +136,9 @@ def main() -> None:
     lm_text = {r["key"]: r["text"] for r in pools[lm_name]}
     per_seed = {"dense": dense}
     for name, rows in pools.items():
+        if not rows:
+            print(f"| {name} | 0 | – | – | – | – | – | – | (no edit to fine-tune on) |")
+            continue
         prefix = ("uncompiled-" + s.program_hash) if name == lm_name else "rule-" + name.split(": ")[1]
         runs = per_seed[name] = fine_tunes(f"{prefix}-{pool_hash(rows)}", rows)
         same = sum(lm_text.get(r["key"]) == r["text"] for r in rows)
@@ -149,6 +150,7 @@ def main() -> None:
               + " | ".join(cell([r[m] for r in runs]) for m in METRICS) + " |")
     print(f"\nper seed {a.seeds}, test nDCG@10: " + "; ".join(
         f"{name} {', '.join(format(r['ndcg@10'], '.4f') for r in runs)}" for name, runs in per_seed.items()))
+
 
 if __name__ == "__main__":
     main()
