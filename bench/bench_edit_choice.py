@@ -16,6 +16,8 @@ bench_critique measures it), cached in bench_compile's work folder with its dens
     python bench/bench_edit_choice.py --data ../shared/datasets/scifact \
         --program programs/compiled/scifact-qwen2.5-coder-0.5b.json --gen-limit 80 --seeds 0 1 2 --bf16 \
         --max-seq-length 128 --ratio 0.5
+
+With ``--no-lm`` (rules only) it also asks whether scale matters: ``--gen-limit 802`` edits every train pair.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def main() -> None:
     p.add_argument("--work", default="runs/bench_compile", help="bench_compile's work folder (shares its cache)")
     p.add_argument("--gen-limit", type=int, default=12, help="train pairs that get an edit")
     p.add_argument("--ratio", type=float, default=0.5, help="hybrid ratio of the fine-tunes")
+    p.add_argument("--no-lm", action="store_true",
+                   help="rules only (no LM pick, z against the random rule): cheap at any --gen-limit")
     add_training_args(p)
     a = p.parse_args()
 
@@ -105,17 +109,20 @@ def main() -> None:
     program = with_mined_demos(SyNeg(max_rounds=meta["max_rounds"], critique_mined=False), ds, mined, k=2, seed=seed)
     work = Path(a.work) / ds.corpus_fingerprint()
     plan = dict(seed=seed, domain=meta["domain"] or None, strategies=("rewrite_mined",), sources=sources)
-    lm_path = negatives_dir(work, "uncompiled", "rewrite_mined", critique=False) / "negatives.jsonl"
-    s = generate_negatives(ds, "train", program, make_lm(meta["lm"], temperature=0.7, max_tokens=256), lm_path,
-                           guard=guard, limit=a.gen_limit, **plan)
-    lm_name = f"LM pick (uncompiled {s.program_hash})"
-    pools = {lm_name: [r for r in read_jsonl(lm_path) if r["verdict"] == "accepted"]}
     items = plan_items(ds, "train", program_hash(program), per_query=1, limit=a.gen_limit, **plan)
-    by_key = {i.key: i for i in items}
-    for row in pools[lm_name]:  # the LM's pick scored like the rules'
-        item = by_key[row["key"]]
-        row["hardness"] = hardness(guard.precheck(item.query, item.positive, row["text"], source=item.source,
-                                                  strategy="rewrite_mined"))
+    pools: dict[str, list[dict]] = {}
+    lm_name = "rule: random"  # the reference of the z column
+    if not a.no_lm:
+        lm_path = negatives_dir(work, "uncompiled", "rewrite_mined", critique=False) / "negatives.jsonl"
+        s = generate_negatives(ds, "train", program, make_lm(meta["lm"], temperature=0.7, max_tokens=256), lm_path,
+                               guard=guard, limit=a.gen_limit, **plan)
+        lm_name = f"LM pick (uncompiled {s.program_hash})"
+        pools[lm_name] = [r for r in read_jsonl(lm_path) if r["verdict"] == "accepted"]
+        by_key = {i.key: i for i in items}
+        for row in pools[lm_name]:  # the LM's pick scored like the rules'
+            item = by_key[row["key"]]
+            row["hardness"] = hardness(guard.precheck(item.query, item.positive, row["text"], source=item.source,
+                                                      strategy="rewrite_mined"))
     pools.update({f"rule: {name}": rows for name, rows in rule_rows(items, program, guard, seed).items()})
 
     pairs = ds.positives("train")
@@ -125,11 +132,12 @@ def main() -> None:
         return seeded_fine_tunes(ds, pairs, mined, synthetic, a, steps, work, name)
 
     dense = fine_tunes("dense", [])
+    ref = "the random rule" if a.no_lm else "the LM pick"
     gains = {name: metric(rows) for name, rows in pools.items()}
     print(f"\n{ds.name}: {len(pairs)} train pairs, the first {a.gen_limit} with an edit, hybrid ratio {a.ratio}, "
           f"{steps} steps x batch {a.batch_size}, {'bf16' if a.bf16 else 'fp32'}, seeds {a.seeds}\n")
-    print("| edit chosen by | edits | safe edits offered (median) | hardness (median) | edits as the LM's | dev gain "
-          "| z vs LM pick | synthetic share | " + " | ".join(f"test {m}" for m in METRICS) + " |")
+    print(f"| edit chosen by | edits | safe edits offered (median) | hardness (median) | same edit as {ref} "
+          f"| dev gain | z vs {ref} | synthetic share | " + " | ".join(f"test {m}" for m in METRICS) + " |")
     print("|---|---|---|---|---|---|---|---|" + "---|" * len(METRICS))
     print("| none (dense-mined only) | – | – | – | – | – | – | 0.000 | "
           + " | ".join(cell([r[m] for r in dense]) for m in METRICS) + " |")
@@ -139,7 +147,7 @@ def main() -> None:
         if not rows:
             print(f"| {name} | 0 | – | – | – | – | – | – | (no edit to fine-tune on) |")
             continue
-        prefix = ("uncompiled-" + s.program_hash) if name == lm_name else "rule-" + name.split(": ")[1]
+        prefix = "rule-" + name.split(": ")[1] if name.startswith("rule: ") else "uncompiled-" + s.program_hash
         runs = per_seed[name] = fine_tunes(f"{prefix}-{pool_hash(rows)}", rows)
         same = sum(lm_text.get(r["key"]) == r["text"] for r in rows)
         offered = statistics.median(r["offered"] for r in rows) if "offered" in rows[0] else "–"
