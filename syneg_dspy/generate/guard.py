@@ -33,9 +33,6 @@ ADVICE = {
     "judge_off_topic": "the critique found it off topic: keep the query's subject and key terms",
     "judge_copies_positive": "the critique found that it copies the positive: use other sentences",
 }
-# Precheck verdicts remembered: a rewrite checks up to PHRASES x PHRASES edits of one source, and a
-# compile runs every candidate over the same items (a few MB for 8k verdicts; each re-encoding costs ~7 s per item).
-RECENT = 8192
 
 
 class Verdict(NamedTuple):
@@ -82,6 +79,11 @@ class Guard:
     - ``max_duplicate_cosine``: cosine to a negative already accepted for the query → ``duplicate``.
     - ``use_critique``: reject on the program's final critique (``judge_*``); ``judge``: a separate
       LM that critiques again, independent of the one that wrote the negative.
+
+    ``remember``: precheck verdicts kept (all dropped when full). A rewrite checks up to PHRASES x
+    PHRASES edits of one source and a compile runs every candidate over the same items; 8k verdicts are a
+    few MB, and each re-encoding costs ~7 s per item. A bench that checks all of SciFact's train edits
+    twice keeps more.
     """
 
     encoder: Any
@@ -98,6 +100,7 @@ class Guard:
     max_duplicate_cosine: float = 0.95
     use_critique: bool = True
     judge: dspy.LM | None = None
+    remember: int = 8192
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     # Recent precheck verdicts: the runner's final check sees a draft the program's check just saw.
     _recent: dict = field(default_factory=dict, repr=False, compare=False)
@@ -163,7 +166,7 @@ class Guard:
         todo = [n for n in dict.fromkeys(negatives) if n not in found]
         if todo:
             fresh = dict(zip(todo, self._precheck(query, positive, todo, accepted, source, strategy)))
-            if len(self._recent) + len(fresh) > RECENT:
+            if len(self._recent) + len(fresh) > self.remember:
                 self._recent.clear()
             self._recent.update({(context, n): v for n, v in fresh.items()})
             found.update(fresh)
