@@ -105,7 +105,7 @@ def main() -> None:
         sys.exit(f"error: {a.program}: no sidecar (NAME.meta.json) beside it")
     seed = meta["seed"]
     ds, encoder, mined, sources, metric = compile_metric(meta, a.data, a.base_model)
-    guard = Guard(encoder, remember=200_000)  # generation's prechecks serve the rules' (~150 MB at 802 pairs)
+    guard = Guard(encoder, remember=200_000)  # every edit of 802 pairs: the rules' checks find generation's
     program = with_mined_demos(SyNeg(max_rounds=meta["max_rounds"], critique_mined=False), ds, mined, k=2, seed=seed)
     work = Path(a.work) / ds.corpus_fingerprint()
     plan = dict(seed=seed, domain=meta["domain"] or None, strategies=("rewrite_mined",), sources=sources)
