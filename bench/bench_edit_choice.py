@@ -1,10 +1,11 @@
 """Which safe edit trains the better retriever: the LM's pick, or a rule's (random, hardest, easiest)?
 
-A compiled ``rewrite_mined`` program can only change which of the edits the guard passed is applied
-(``SyNeg._choices`` offers exactly those; the grammar allows no other). So rules that pick among the
-same safe edits without an LM bound what any prompt, demo or instruction can do on these pairs: if even
-the hardest or the easiest safe edit trains a retriever within noise of the LM's pick, compiling the
-prompt has nothing to find at this scale.
+A compiled ``rewrite_mined`` program can only change which of the safe edits it is offered is applied
+(``SyNeg._choices`` offers the ``OFFER`` hardest the guard passed; the grammar allows no other). So rules
+that pick among the same offered edits without an LM bound what any prompt, demo or instruction can do on
+these pairs: if even the hardest or the easiest trains a retriever within noise of the LM's pick, compiling
+the prompt has nothing to find at this scale. (Before ``OFFER``, all safe edits were offered in checking
+order: the 2026-12-06 tables in bench/RESULTS.md.)
 
 For the first ``--gen-limit`` train pairs of ``bench_compile.py`` (same dev split, sources and item
 plan as the program's sidecar gives), every policy's edit is scored by the guard (hardness: the
@@ -32,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import syneg_dspy  # noqa: E402,F401  (offline switches first)
+from syneg_dspy.generate.guard import hardness  # noqa: E402
 
 from bench.bench_compile import compile_metric, negatives_dir, seeded_fine_tunes  # noqa: E402
 from bench.bench_quality import METRICS, add_training_args, cell, pool_hash  # noqa: E402
@@ -39,21 +41,16 @@ from bench.bench_quality import METRICS, add_training_args, cell, pool_hash  # n
 POLICIES = ("random", "hardest", "easiest")
 
 
-def hardness(verdict) -> float:
-    """The edit's cosine to the query as a share of the positive's (the guard rejects ≥ 1)."""
-    return verdict.scores["query_negative"] / verdict.scores["query_positive"]
-
-
-def rule_rows(items, program, guard, seed: int) -> dict[str, list[dict]]:
+def rule_rows(items, program, guard, seed: int, policies=POLICIES) -> dict[str, list[dict]]:
     """Each policy's accepted row per item: an edit among the safe ones the program would offer."""
     from programs.syneg import apply_edit
 
-    rows: dict[str, list[dict]] = {p: [] for p in POLICIES}
-    accepted: dict[str, dict[str, list[str]]] = {p: {} for p in POLICIES}
+    rows: dict[str, list[dict]] = {p: [] for p in policies}
+    accepted: dict[str, dict[str, list[str]]] = {p: {} for p in policies}
     for item in items:
         if item.attributes.strategy != "rewrite_mined":
             continue
-        for policy in POLICIES:
+        for policy in policies:
             kept = accepted[policy].setdefault(item.qid, [])
             check = guard.feedback(item.query, item.positive, accepted=kept, source=item.source,
                                    strategy="rewrite_mined")
@@ -86,10 +83,14 @@ def main() -> None:
     p.add_argument("--work", default="runs/bench_compile", help="bench_compile's work folder (shares its cache)")
     p.add_argument("--gen-limit", type=int, default=12, help="train pairs that get an edit")
     p.add_argument("--ratio", type=float, default=0.5, help="hybrid ratio of the fine-tunes")
+    p.add_argument("--rules", nargs="*", choices=POLICIES, default=list(POLICIES),
+                   help="the rules to compare (each costs a pass over the items and its fine-tunes)")
     p.add_argument("--no-lm", action="store_true",
                    help="rules only (no LM pick, z against the random rule): cheap at any --gen-limit")
     add_training_args(p)
     a = p.parse_args()
+    if a.no_lm and "random" not in a.rules:
+        p.error("--no-lm compares against the random rule: keep it in --rules")
 
     from optimizers.gain_select import paired_z
     from optimizers.mined_demos import with_mined_demos
@@ -117,13 +118,14 @@ def main() -> None:
         s = generate_negatives(ds, "train", program, make_lm(meta["lm"], temperature=0.7, max_tokens=256), lm_path,
                                guard=guard, limit=a.gen_limit, **plan)
         lm_name = f"LM pick (uncompiled {s.program_hash})"
-        pools[lm_name] = [r for r in read_jsonl(lm_path) if r["verdict"] == "accepted"]
+        pools[lm_name] = [r for r in read_jsonl(lm_path)  # the file keeps rows of earlier programs
+                          if r["verdict"] == "accepted" and r["program_hash"] == s.program_hash]
         by_key = {i.key: i for i in items}
         for row in pools[lm_name]:  # the LM's pick scored like the rules'
             item = by_key[row["key"]]
             row["hardness"] = hardness(guard.precheck(item.query, item.positive, row["text"], source=item.source,
                                                       strategy="rewrite_mined"))
-    pools.update({f"rule: {name}": rows for name, rows in rule_rows(items, program, guard, seed).items()})
+    pools.update({f"rule: {name}": rows for name, rows in rule_rows(items, program, guard, seed, a.rules).items()})
 
     pairs = ds.positives("train")
     steps = a.max_steps or math.ceil(len(pairs) / a.batch_size)

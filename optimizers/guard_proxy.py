@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dspy
 
-from syneg_dspy.generate.guard import ADVICE, Guard
+from syneg_dspy.generate.guard import ADVICE, Guard, hardness
+
 
 class GuardProxy:
     """``metric(example, pred, trace=None)``: a float in [0, 1]; with a trace (bootstrapping), whether
@@ -43,8 +44,7 @@ class GuardProxy:
                                    source=example.get("source"), strategy=example.attributes.strategy)
         if not verdict.accepted:
             return 0.0, f"Rejected ({verdict.reason}): {ADVICE.get(verdict.reason, verdict.reason)}."
-        qp, qn = verdict.scores["query_positive"], verdict.scores["query_negative"]
-        score = max(0.0, min(1.0, qn / qp)) if qp > 0 else 0.0
+        score = hardness(verdict)
         return score, (f"Accepted. Its similarity to the query is {score:.2f} of the positive's: the closer to 1, the "
                        "harder the negative and the more a retriever learns from it, as long as it still does not "
                        "answer the query.")

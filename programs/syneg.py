@@ -29,10 +29,14 @@ FUZZY_MATCH = 0.8  # see apply_edit
 # Phrases offered for replacement: small models asked to copy a phrase from the passage quoted the
 # query or whole sentences instead; picking from a short list they manage.
 PHRASES = 12
-# Safe edits a mined rewrite is offered. Its edits (offered phrase x query phrase, up to 144) are checked
-# in batches until this many pass: each check is an encoder pass over a whole passage (~5 s per item for
-# all of them with MiniLM on 2 AVX2 cores), a median of 40 pass on SciFact, and the model picks one.
+# Safe edits a mined rewrite chooses among. Its edits (offered phrase x query phrase, up to 144) are checked
+# in batches until SAFE_EDITS pass: each check is an encoder pass over a whole passage (~5 s per item for
+# all of them with MiniLM on 2 AVX2 cores), a median of 40 pass on SciFact. The OFFER hardest of those are
+# offered, hardest first, and the model picks one: the 0.5B's pick among all of them was barely harder than a
+# random one and trained no better retriever than dense-mined negatives, the hardest trained a better one
+# (bench/RESULTS.md, "At full scale with the LM's pick").
 SAFE_EDITS = 16
+OFFER = 4
 # "{query}", "<key term>", "replacement_value": small models fill in a template instead of words.
 PLACEHOLDER = re.compile(r"[{}<>\[\]]|[a-z]_[a-z]")
 
@@ -150,7 +154,8 @@ class SyNeg(dspy.Module):
         ``pairs``: each such phrase's passing replacements (the fields' own lists still allow unsafe pairs).
         Edits are checked query phrase by query phrase, each across every offered phrase (so the first
         batch already spans the passage), in batches of ``2 * SAFE_EDITS`` until ``SAFE_EDITS`` pass: an
-        item has no safe edit only when every edit was checked.
+        item has no safe edit only when every edit was checked. The ``OFFER`` hardest safe edits are
+        offered, hardest first (a ``check`` without ``hardness``, as in tests: the first ``OFFER`` that pass).
         """
         offered = phrases(excerpt(source, self.source_words), PHRASES)
         if strategy != "rewrite_mined":
@@ -160,16 +165,20 @@ class SyNeg(dspy.Module):
             return {"find": offered, "replace": replace}
         edits = [(f, r, apply_edit(source, f, r)) for r in replace for f in offered]
         edits = [(f, r, text) for f, r, text in edits if text]
-        safe: list[tuple[str, str]] = []
+        safe: list[tuple[str, str, str]] = []
         for start in range(0, len(edits), 2 * SAFE_EDITS):
             batch = edits[start:start + 2 * SAFE_EDITS]
-            safe += [(f, r) for (f, r, _), advice in zip(batch, check([text for *_, text in batch])) if advice is None]
+            safe += [edit for edit, advice in zip(batch, check([text for *_, text in batch])) if advice is None]
             if len(safe) >= SAFE_EDITS:
                 break
+        if rank := getattr(check, "hardness", None):
+            scores = rank([text for *_, text in safe])
+            safe = [edit for _, edit in sorted(zip(scores, safe), key=lambda pair: -pair[0])]
+        safe = safe[:OFFER]
         pairs: dict[str, list[str]] = {}
-        for f, r in safe:
+        for f, r, _ in safe:
             pairs.setdefault(f, []).append(r)
-        return {"find": list(pairs), "replace": list(dict.fromkeys(r for _, r in safe)), "pairs": pairs}
+        return {"find": list(pairs), "replace": list(dict.fromkeys(r for _, r, _ in safe)), "pairs": pairs}
 
     def _rewrite(
         self, query: str, source: str, described: str, issues: str, choices: dict
@@ -259,8 +268,9 @@ def _clean(text: str | None) -> str:
 
 
 def program_hash(program: dspy.Module) -> str:
-    """Hash of everything that shapes a prompt: per predictor its instructions, fields and demos."""
-    state = []
+    """Hash of everything that shapes a prompt: per predictor its instructions, fields and demos, and which
+    edits a rewrite is offered (a store keyed on the hash must not reuse rows written under another offer)."""
+    state: list = [{"offer": [PHRASES, SAFE_EDITS, OFFER, "hardest first"]}]
     for name, predictor in program.named_predictors():
         sig = predictor.signature
         state.append(

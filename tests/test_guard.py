@@ -189,8 +189,12 @@ def test_a_draft_checked_by_the_program_is_not_encoded_again_by_the_final_check(
     calls = counting.calls
     guard = Guard(counting)
     other = "Plant root hairs elongate by tip growth that depends on calcium gradients and vesicle traffic."
-    assert guard.feedback(*pair)([other]) == [None]
-    assert guard.check(*pair, other, critique=PASS).accepted and len(calls) == 1
+    feedback = guard.feedback(*pair)
+    assert feedback([other]) == [None]
+    v = guard.check(*pair, other, critique=PASS)
+    assert v.accepted and len(calls) == 1
+    # the program ranks its safe edits by the hardness the check already measured
+    assert feedback.hardness([other]) == [v.scores["query_negative"] / v.scores["query_positive"]] and len(calls) == 1
     assert guard.check(*pair, other, accepted=[GOOD]).accepted and len(calls) == 2  # other inputs: checked afresh
 
 

@@ -365,7 +365,7 @@ def test_a_mined_rewrite_is_offered_only_edits_the_check_passes():
 
 
 def test_a_mined_rewrite_stops_checking_edits_once_enough_pass():
-    from programs.syneg import SAFE_EDITS
+    from programs.syneg import OFFER, SAFE_EDITS
 
     source = ("Calcium intake, bone density, growth velocity, serum phosphate, dietary fibre, renal clearance, "
               "muscle strength, sleep duration, school performance, iron status, blood pressure and thyroid "
@@ -381,12 +381,37 @@ def test_a_mined_rewrite_stops_checking_edits_once_enough_pass():
     every = program._choices(query, source, "rewrite_mined", None)
     assert len(every["find"]) * len(every["replace"]) > 4 * SAFE_EDITS  # enough edits for the cap to matter
     choices = program._choices(query, source, "rewrite_mined", check)
-    assert len(checked) == 2 * SAFE_EDITS and sum(map(len, choices["pairs"].values())) == 2 * SAFE_EDITS
-    assert len(choices["find"]) > 2 * SAFE_EDITS // len(every["replace"])  # the first batch spans the passage
+    assert len(checked) == 2 * SAFE_EDITS and sum(map(len, choices["pairs"].values())) == OFFER
+    spanned = {f for f in every["find"] for text in checked if f not in text}
+    assert len(spanned) > 2 * SAFE_EDITS // len(every["replace"])  # the first batch spans the passage
     # when few pass, every edit is checked before the item is given up
     checked.clear()
     few = program._choices(query, source, "rewrite_mined", lambda ns: check(ns, unsafe=lambda n: "mortality" not in n))
     assert len(checked) == len(every["find"]) * len(every["replace"]) and set(few["replace"]) == {"mortality"}
+
+
+def test_a_mined_rewrite_is_offered_its_hardest_safe_edits_hardest_first():
+    from programs.syneg import OFFER
+
+    source = "Calcium intake, bone density, serum phosphate and renal clearance were recorded in 900 children."
+    query = "Vitamin D supplementation, hip fracture, older adults: a meta-analysis."
+    program = SyNeg()
+    every = program._choices(query, source, "rewrite_mined", None)
+    edits = [(f, r) for r in every["replace"] for f in every["find"]]  # in checking order
+    assert len(edits) > 2 * OFFER
+    hard = {apply_edit(source, f, r): i for i, (f, r) in enumerate(edits)}  # the last checked is the hardest
+
+    class Check:  # like the guard's Feedback: advice per draft, and hardness
+        def __call__(self, negatives):
+            return [None] * len(negatives)
+
+        def hardness(self, negatives):
+            return [hard[n] for n in negatives]
+
+    choices = program._choices(query, source, "rewrite_mined", Check())
+    offered = {(f, r) for f in choices["find"] for r in choices["pairs"][f]}
+    assert offered == set(edits[-OFFER:])
+    assert (choices["find"][0], choices["replace"][0]) == edits[-1]  # hardest first
 
 
 def test_embedded_models_get_each_phrase_tied_to_its_safe_replacements():

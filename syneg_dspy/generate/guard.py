@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import dspy
 
@@ -39,6 +39,14 @@ class Verdict(NamedTuple):
     accepted: bool
     reason: str | None
     scores: dict[str, float]
+
+
+def hardness(verdict: Verdict) -> float:
+    """How close the base encoder puts a negative to the query, relative to the positive: ``cos(q, neg) /
+    cos(q, pos)`` clipped to [0, 1] (0 for a draft rejected before the encoder). A safe negative near 1 is one the
+    retriever already ranks near the positive: it teaches the most."""
+    qp, qn = verdict.scores.get("query_positive", 0.0), verdict.scores.get("query_negative", 0.0)
+    return max(0.0, min(1.0, qn / qp)) if qp > 0 else 0.0
 
 
 def _containment(part: set[str], whole: set[str]) -> float:
@@ -137,17 +145,9 @@ class Guard:
     def feedback(
         self, query: str, positive: str, *, accepted: Sequence[str] = (), source: str | None = None,
         strategy: str = "generate",
-    ) -> Callable[[Sequence[str]], list[str | None]]:
-        """``drafts → advice or None for each``: the string and encoder checks as revision hints (SyNeg's ``check``).
-
-        Takes many drafts at once, encoded in one batch: a rewrite checks every edit it could offer.
-        """
-
-        def check(negatives: Sequence[str]) -> list[str | None]:
-            verdicts = self.precheck_many(query, positive, negatives, accepted=accepted, source=source, strategy=strategy)
-            return [None if v.accepted else ADVICE[v.reason] for v in verdicts]
-
-        return check
+    ) -> Feedback:
+        """The string and encoder checks for one item as revision hints: SyNeg's ``check``."""
+        return Feedback(self, query, positive, tuple(accepted), source, strategy)
 
     def precheck(
         self, query: str, positive: str, negative: str, *, accepted: Sequence[str] = (), source: str | None = None,
@@ -227,6 +227,30 @@ class Guard:
             if scores["source_run"] >= self.max_source_run:
                 return Verdict(False, "unchanged_source", scores)
         return None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """``drafts → advice or None for each`` for one item (a rewrite checks every edit it could offer, encoded in
+    one batch), and ``hardness`` of drafts, which the guard remembers from the check: a rewrite offers its
+    hardest safe edits."""
+
+    guard: Guard
+    query: str
+    positive: str
+    accepted: tuple[str, ...]
+    source: str | None
+    strategy: str
+
+    def verdicts(self, negatives: Sequence[str]) -> list[Verdict]:
+        return self.guard.precheck_many(self.query, self.positive, negatives, accepted=self.accepted,
+                                        source=self.source, strategy=self.strategy)
+
+    def __call__(self, negatives: Sequence[str]) -> list[str | None]:
+        return [None if v.accepted else ADVICE[v.reason] for v in self.verdicts(negatives)]
+
+    def hardness(self, negatives: Sequence[str]) -> list[float]:
+        return [hardness(v) for v in self.verdicts(negatives)]
 
 
 def _judge_reason(critique, strategy: str = "generate") -> str | None:
