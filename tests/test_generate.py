@@ -105,6 +105,18 @@ def test_happy_path_rows_summary_and_domain(ds, guard, tmp_path):
     assert json.loads((tmp_path / "domain.json").read_text())["domain"] == "biomedical research"
 
 
+def test_another_programs_rows_in_the_same_file_are_not_duplicates_of_this_ones(ds, guard, tmp_path):
+    lm = script("gen-two-programs", good)
+    out = tmp_path / "negatives.jsonl"
+    first = generate_negatives(ds, "train", SyNeg(), lm, out, guard=guard, progress=False)
+    other = SyNeg()
+    other.critique.signature = other.critique.signature.with_instructions(
+        other.critique.signature.instructions + " Be strict.")
+    second = generate_negatives(ds, "train", other, lm, out, guard=guard, progress=False)
+    assert first.program_hash != second.program_hash and first.accepted == second.accepted == 4
+    assert len(read_jsonl(out)) == 8  # the same texts, each accepted under its own program
+
+
 def test_guard_reasons_are_counted(ds, guard, tmp_path):
     q_copy, q_restate, q_answer, q_dup = (ds.queries[q] for q in ds.qrels["train"])
 

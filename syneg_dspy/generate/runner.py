@@ -293,8 +293,8 @@ def generate_negatives(
             if todo(item):
                 by_query.setdefault(item.qid, []).append(item)
         accepted_by_query: dict[str, list[str]] = {}
-        for row in store.rows.values():
-            if row["verdict"] == "accepted":
+        for row in store.rows.values():  # the duplicate check's context: this program's negatives only
+            if row["verdict"] == "accepted" and row["program_hash"] == phash:
                 accepted_by_query.setdefault(row["qid"], []).append(row["text"])
         n_todo = sum(len(v) for v in by_query.values())
 
