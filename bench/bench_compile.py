@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import syneg_dspy  # noqa: E402,F401  (offline switches first)
 
-from bench.bench_quality import METRICS, add_training_args, cell, finetune, leak_rate, pool_hash, setting  # noqa: E402
+from bench.bench_quality import METRICS, add_training_args, cell, finetune, leak_rate, paired, pool_hash, setting  # noqa: E402
 
 
 def compile_metric(meta: dict, data: str | None, base_model: str | None) -> tuple:
@@ -151,6 +151,11 @@ def main() -> None:
         share = statistics.mean(run["synthetic_share"] for run in r["runs"])
         print(f"| {r['program']} | {r.get('accepted', '–')} | {r.get('calls') or '–'} | {r.get('leak', '–')} | {gain} | "
               f"{share:.3f} | " + " | ".join(cell([run[m] for run in r["runs"]]) for m in METRICS) + " |")
+    print("\npaired by seed, test:")
+    for r in rows[1:]:
+        print(f"- {r['program']} vs dense-mined only: {paired(r['runs'], rows[0]['runs'])}")
+    if len(rows) == 3:
+        print(f"- {rows[2]['program']} vs {rows[1]['program']}: {paired(rows[2]['runs'], rows[1]['runs'])}")
 
 
 if __name__ == "__main__":

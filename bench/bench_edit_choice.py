@@ -36,7 +36,7 @@ import syneg_dspy  # noqa: E402,F401  (offline switches first)
 from syneg_dspy.generate.guard import hardness  # noqa: E402
 
 from bench.bench_compile import compile_metric, negatives_dir, seeded_fine_tunes  # noqa: E402
-from bench.bench_quality import METRICS, add_training_args, cell, pool_hash  # noqa: E402
+from bench.bench_quality import METRICS, add_training_args, cell, paired, pool_hash  # noqa: E402
 
 POLICIES = ("random", "hardest", "easiest")
 
@@ -160,6 +160,12 @@ def main() -> None:
               + " | ".join(cell([r[m] for r in runs]) for m in METRICS) + " |")
     print(f"\nper seed {a.seeds}, test nDCG@10: " + "; ".join(
         f"{name} {', '.join(format(r['ndcg@10'], '.4f') for r in runs)}" for name, runs in per_seed.items()))
+    print("\npaired by seed, test:")
+    for name, runs in per_seed.items():
+        if name != "dense":
+            print(f"- {name} vs dense-mined only: {paired(runs, dense)}")
+            if name != lm_name and lm_name in per_seed:
+                print(f"- {name} vs {ref}: {paired(runs, per_seed[lm_name])}")
 
 
 if __name__ == "__main__":
