@@ -191,12 +191,15 @@ def paired(runs: list[dict], reference: list[dict], metrics=METRICS) -> str:
     """``runs`` minus ``reference``, paired by seed (a seed fixes the batch order and the mix's draws for both):
     per metric the mean difference, its t over the seeds and how many seeds are ahead. Seed-to-seed spread is
     larger than most differences between pools, so mean ± std columns alone cannot say what separates two rows."""
+    from optimizers.gain_select import paired_z
+
+    if len(runs) != len(reference):
+        raise ValueError("paired() needs one run per seed in both")
     out = []
     for m in metrics:
-        d = [r[m] - ref[m] for r, ref in zip(runs, reference, strict=True)]
-        sd = statistics.stdev(d) if len(d) > 1 else 0.0
-        t = f"t {statistics.mean(d) / (sd / math.sqrt(len(d))):+.2f}, " if sd > 0 else ""
-        out.append(f"{m} {statistics.mean(d):+.4f} ({t}{sum(x > 0 for x in d)}/{len(d)} seeds ahead)")
+        a, b = dict(enumerate(r[m] for r in runs)), dict(enumerate(r[m] for r in reference))
+        d = [a[i] - b[i] for i in a]
+        out.append(f"{m} {statistics.mean(d):+.4f} (t {paired_z(a, b):+.2f}, {sum(x > 0 for x in d)}/{len(d)} seeds ahead)")
     return "; ".join(out)
 
 
